@@ -1,0 +1,101 @@
+/**
+ * The `meshlet` command: parse arguments, load config, run or validate. Wiring only.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { configPath, loadConfigFile } from './config/load.ts';
+import { Sidecar } from './sidecar.ts';
+
+const USAGE = `Usage: meshlet <command> [--config FILE]
+
+Commands:
+  run        run the sidecar
+  validate   check a config file: prints "ok", or every problem as "<key path>: <message>"
+
+Options:
+  -c, --config FILE   config file (default: $MESHLET_CONFIG, else config/meshlet.yaml)
+  -h, --help          show this help
+  -v, --version       show the version
+
+Environment:
+  MESHLET_CONFIG                config file path
+  MESHLET__<KEY>__<KEY>=value   override a config key, e.g. MESHLET__INBOUND__PRIMARY=http://127.0.0.1:9000
+`;
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = positionals[0];
+  if (command !== 'run' && command !== 'validate') {
+    process.stderr.write(command === undefined ? USAGE : `unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  const path = configPath(values.config, env);
+  const loaded = await loadConfigFile(path, env);
+  if (!loaded.ok) {
+    process.stderr.write(`${loaded.problems.join('\n')}\n`);
+    return 1;
+  }
+  if (command === 'validate') {
+    process.stdout.write('ok\n');
+    return 0;
+  }
+  return run(await new Sidecar(loaded.config).start());
+}
+
+/** Run until SIGTERM/SIGINT, then drain and exit 0. */
+function run(sidecar: Sidecar): Promise<number> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      sidecar.logger.info({ signal }, 'stopping');
+      sidecar.shutdown().then(
+        () => resolve(0),
+        (error: unknown) => {
+          sidecar.logger.error({ err: error }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2), process.env).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`meshlet: ${(error as Error).stack ?? String(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

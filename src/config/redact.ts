@@ -1,0 +1,18 @@
+/**
+ * Effective config for GET /config, with secrets removed: values of keys that name a secret, and
+ * passwords inside URLs (`http://user:secret@host`).
+ */
+
+const SECRET_KEY = /(password|secret|token|credential|apikey|api_key)/i;
+const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i;
+export const REDACTED = '[redacted]';
+
+export function redact(value: unknown, key = ''): unknown {
+  if (SECRET_KEY.test(key) && value !== undefined && value !== null && value !== '') return REDACTED;
+  if (typeof value === 'string') return value.replace(URL_PASSWORD, `$1${REDACTED}@`);
+  if (Array.isArray(value)) return value.map((item) => redact(item));
+  if (typeof value === 'object' && value !== null) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v, k)]));
+  }
+  return value;
+}

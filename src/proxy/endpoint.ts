@@ -1,0 +1,34 @@
+/**
+ * One address an upstream can be reached at, with its pool of keep-alive connections.
+ * This and forward.ts are the only places that touch undici.
+ */
+import { Pool } from 'undici';
+import type { Timeouts } from '../config/schema.ts';
+
+/** Idle upstream connections are closed before a typical server's own 5 s keep-alive ends. */
+const KEEP_ALIVE_MS = 4_000;
+
+export class Endpoint {
+  readonly pool: Pool;
+  /** Requests to this endpoint not yet finished. */
+  inFlight = 0;
+
+  readonly url: string;
+
+  constructor(url: string, timeouts: Timeouts) {
+    this.url = url;
+    this.pool = new Pool(url, {
+      // meshlet's 0 (disabled) becomes undici's default rather than an instant timeout.
+      connect: { timeout: timeouts.connect || undefined },
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      keepAliveMaxTimeout: KEEP_ALIVE_MS,
+      headersTimeout: timeouts.firstByte,
+      bodyTimeout: timeouts.idle,
+      pipelining: 1,
+    });
+  }
+
+  close(): Promise<void> {
+    return this.pool.destroy();
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * The errors meshlet answers with itself. Each has a stable code (the contract's table), an HTTP
+ * status and, when it came from the transport, the original error as `cause`.
+ */
+
+/** Contract: code -> status of every reply meshlet makes itself. */
+export const LOCAL_REPLY_STATUS = {
+  bad_request: 400,
+  unknown_upstream: 404,
+  rate_limited: 429,
+  header_too_large: 431,
+  upstream_unreachable: 502,
+  upstream_reset: 502,
+  circuit_open: 503,
+  no_healthy_endpoints: 503,
+  overloaded: 503,
+  draining: 503,
+  upstream_timeout: 504,
+} as const;
+
+export type ErrorCode = keyof typeof LOCAL_REPLY_STATUS;
+
+export class MeshletError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Seconds for `Retry-After`, when the condition is expected to pass. */
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfter?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MeshletError';
+    this.code = code;
+    this.status = LOCAL_REPLY_STATUS[code];
+    this.retryAfter = options?.retryAfter;
+  }
+}
+
+/**
+ * The one place where transport errors (undici's and the socket's) become meshlet errors.
+ * Anything unrecognised is a reset: the upstream did not give a complete response head.
+ */
+export function fromTransportError(error: unknown, upstream: string): MeshletError {
+  if (error instanceof MeshletError) return error;
+  const code = (error as { code?: string } | null)?.code;
+  switch (code) {
+    case 'ECONNREFUSED':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EADDRNOTAVAIL':
+      return new MeshletError('upstream_unreachable', `cannot connect to ${upstream} (${code})`, { cause: error });
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new MeshletError('upstream_timeout', `connect to ${upstream} timed out`, { cause: error });
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return new MeshletError('upstream_timeout', `${upstream} sent no response head in time`, { cause: error });
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new MeshletError('upstream_timeout', `${upstream} went idle while sending the body`, { cause: error });
+    default:
+      return new MeshletError('upstream_reset', `${upstream} closed the connection before a complete response`, {
+        cause: error,
+      });
+  }
+}
+
+/** Node's parser error codes that mean "request head too large" rather than "malformed". */
+export function isHeaderOverflow(error: unknown): boolean {
+  return (error as { code?: string } | null)?.code === 'HPE_HEADER_OVERFLOW';
+}

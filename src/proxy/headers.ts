@@ -1,0 +1,129 @@
+/**
+ * Header rules of a proxy (RFC 9110 §7.6.1): hop-by-hop headers, and those named in `Connection`,
+ * stop here in both directions; meshlet sets X-Forwarded-* and x-request-id itself.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+const COMMA = /\s*,\s*/;
+
+/** What one scan of the client's raw headers yields: everything the request path needs. */
+export type RequestHead = {
+  /** Headers to send upstream, flat `[name, value, ...]` as undici takes them. */
+  headers: string[];
+  host: string | undefined;
+  hostCount: number;
+  requestId: string;
+  transferEncoding: string | undefined;
+  contentLengthCount: number;
+};
+
+/**
+ * Build the upstream request headers from the client's, in one pass over `rawHeaders`.
+ * `Host` is left out: undici sets it to the endpoint's authority, which is what the upstream serves;
+ * the name the client used travels in X-Forwarded-Host.
+ */
+export function scanRequestHead(req: IncomingMessage, trustForwarded: boolean): RequestHead {
+  const raw = req.rawHeaders;
+  const listed = connectionListed(raw);
+  const headers: string[] = [];
+  let host: string | undefined;
+  let hostCount = 0;
+  let requestId: string | undefined;
+  let transferEncoding: string | undefined;
+  let contentLengthCount = 0;
+  let forwardedFor: string | undefined;
+  let forwardedProto: string | undefined;
+  let forwardedHost: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    if (lower === 'host') {
+      host ??= value;
+      hostCount++;
+      continue;
+    }
+    if (lower === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
+    if (lower === 'content-length') contentLengthCount++;
+    if (HOP_BY_HOP.has(lower) || (listed !== null && listed.has(lower))) continue;
+    if (FORWARDED.has(lower)) {
+      if (trustForwarded) {
+        if (lower === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        else if (lower === 'x-forwarded-proto') forwardedProto ??= value;
+        else forwardedHost ??= value;
+      }
+      continue;
+    }
+    if (lower === 'x-request-id') {
+      if (requestId !== undefined) continue;
+      requestId = value;
+    }
+    headers.push(name, value);
+  }
+  if (requestId === undefined) {
+    requestId = randomUUID();
+    headers.push('x-request-id', requestId);
+  }
+  const client = req.socket.remoteAddress ?? 'unknown';
+  headers.push(
+    'x-forwarded-for',
+    forwardedFor === undefined ? client : `${forwardedFor}, ${client}`,
+    'x-forwarded-proto',
+    forwardedProto ?? 'http',
+  );
+  const originalHost = forwardedHost ?? host;
+  if (originalHost !== undefined) headers.push('x-forwarded-host', originalHost);
+  return { headers, host, hostCount, requestId, transferEncoding, contentLengthCount };
+}
+
+/**
+ * Response headers for `writeHead`, flat `[name, value, ...]`: the upstream's minus hop-by-hop ones.
+ * Node frames the response itself (Content-Length when given, chunked otherwise).
+ */
+export function responseHeaders(upstream: Record<string, string | string[] | undefined>, requestId: string): string[] {
+  const connection = upstream.connection;
+  const listed = connection === undefined ? null : tokens(connection);
+  const headers: string[] = [];
+  let hasRequestId = false;
+  for (const name in upstream) {
+    const value = upstream[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || (listed !== null && listed.has(name))) continue;
+    if (name === 'x-request-id') hasRequestId = true;
+    if (typeof value === 'string') headers.push(name, value);
+    else for (const item of value) headers.push(name, item);
+  }
+  if (!hasRequestId) headers.push('x-request-id', requestId);
+  return headers;
+}
+
+/** Names listed in the Connection header(s), which are hop-by-hop too; null when there are none. */
+function connectionListed(raw: string[]): Set<string> | null {
+  let listed: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
+    for (const token of tokens(raw[i + 1]!)) (listed ??= new Set()).add(token);
+  }
+  return listed;
+}
+
+function tokens(value: string | string[]): Set<string> {
+  const joined = typeof value === 'string' ? value : value.join(',');
+  const set = new Set<string>();
+  for (const token of joined.toLowerCase().split(COMMA)) {
+    if (token !== '' && token !== 'close' && token !== 'keep-alive') set.add(token);
+  }
+  return set;
+}

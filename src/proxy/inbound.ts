@@ -1,0 +1,64 @@
+/**
+ * The inbound request path: other agents -> this sidecar -> the primary agent.
+ */
+import type { Logger } from 'pino';
+import type { MeshletConfig } from '../config/schema.ts';
+import type { Drain } from '../health/drain.ts';
+import { ConcurrencyLimit } from '../resilience/concurrency.ts';
+import { accessLog } from '../telemetry/access-log.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { recordMetrics } from '../telemetry/observe.ts';
+import { forwardToTarget } from './forward.ts';
+import { checkFraming } from './framing.ts';
+import { Listener } from './listener.ts';
+import { compose, type Handler, type Stage } from './pipeline.ts';
+import { rescue } from './rescue.ts';
+import { createUpgradeHandler } from './upgrade.ts';
+import { Upstream } from './upstream.ts';
+import type { Exchange } from './exchange.ts';
+
+/** The upstream name of the primary in metrics, logs and error replies. */
+export const PRIMARY = 'primary';
+
+export type InboundDeps = { config: MeshletConfig; metrics: Metrics; logger: Logger; accessLogger: Logger | null; drain: Drain };
+
+export function createInbound(deps: InboundDeps): { listener: Listener; primary: Upstream } {
+  const { config, metrics, logger, drain } = deps;
+  const inbound = config.inbound;
+  const primary = new Upstream(
+    PRIMARY,
+    { ...config.defaults, timeouts: inbound.timeouts },
+    [inbound.primary],
+    metrics,
+    'inbound',
+  );
+  const limit = new ConcurrencyLimit(inbound.limits.maxConcurrentRequests);
+  // Order matters. Outermost first:
+  //   access log, metrics  see every outcome, local replies included, and time the whole exchange;
+  //   rescue               the one place errors become replies, inside them so replies are observed;
+  //   framing              refuse ambiguous requests before anything acts on them;
+  //   drain                refuse new work while shutting down;
+  //   concurrency          shed load before spending a connection on it;
+  //   route                everything inbound goes to the primary.
+  const stages: Stage[] = [
+    ...(deps.accessLogger ? [accessLog(deps.accessLogger, 'inbound')] : []),
+    recordMetrics(metrics.route('inbound', PRIMARY)),
+    rescue(logger),
+    checkFraming,
+    drain.stage,
+    limit.stage,
+    routeTo(primary),
+  ];
+  const pipeline: Handler = compose(stages, forwardToTarget);
+  const upgrade = createUpgradeHandler({ route: () => primary, drain, trustForwarded: inbound.trustForwardedHeaders, logger });
+  const listener = new Listener('inbound', inbound.limits, inbound.trustForwardedHeaders, pipeline, upgrade, logger);
+  return { listener, primary };
+}
+
+function routeTo(upstream: Upstream): Stage {
+  return (next: Handler): Handler =>
+    function routeToPrimary(ex: Exchange): Promise<void> {
+      ex.routeTo(upstream);
+      return next(ex);
+    };
+}

@@ -1,0 +1,143 @@
+/**
+ * A hardened HTTP/1.1 listener that hands each request to a pipeline. Shared by inbound and outbound.
+ *
+ * Hardening: Node's strict parser (never `insecureHTTPParser`); malformed heads answered 400 and too
+ * large ones 431 with meshlet's JSON reply; a deadline for receiving the request head (slowloris);
+ * no total request deadline, because agent requests may stream for minutes.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { ListenerLimits } from '../config/schema.ts';
+import { MeshletError, isHeaderOverflow } from './errors.ts';
+import { Exchange, ProxyResponse } from './exchange.ts';
+import type { Handler } from './pipeline.ts';
+import { sendRawLocalReply } from './reply.ts';
+import { listenOn } from '../listen.ts';
+
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** How often idle keep-alive connections are closed while draining. */
+const DRAIN_SWEEP_MS = 100;
+
+export class Listener {
+  readonly server: Server<typeof IncomingMessage, typeof ProxyResponse>;
+  /** Requests accepted and not yet finished. */
+  active = 0;
+  private draining = false;
+  private idleWaiter: PromiseWithResolvers<void> | null = null;
+  private readonly run: (ex: Exchange) => Promise<void>;
+  readonly name: 'inbound' | 'outbound';
+  private readonly trustForwarded: boolean;
+  private readonly logger: Logger;
+
+  constructor(
+    name: 'inbound' | 'outbound',
+    limits: ListenerLimits,
+    trustForwarded: boolean,
+    pipeline: Handler,
+    upgrade: UpgradeHandler,
+    logger: Logger,
+  ) {
+    this.name = name;
+    this.trustForwarded = trustForwarded;
+    this.logger = logger;
+    this.run = async (ex) => {
+      try {
+        await pipeline(ex);
+      } finally {
+        this.finished(ex);
+      }
+    };
+    this.server = createServer(
+      {
+        ServerResponse: ProxyResponse,
+        insecureHTTPParser: false,
+        maxHeaderSize: limits.maxHeaderBytes,
+        headersTimeout: limits.headersTimeout,
+        requestTimeout: 0,
+        // Node checks head deadlines on this interval; its 30 s default would let slow heads linger.
+        connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeout / 4))),
+        keepAliveTimeout: 5_000,
+        requireHostHeader: false, // checked by the framing stage, to answer in meshlet's format
+        noDelay: true,
+      },
+      (req, res) => this.onRequest(req, res as ProxyResponse),
+    );
+    this.server.on('upgrade', upgrade);
+    this.server.on('clientError', onClientError);
+    this.server.on('connect', onConnectMethod);
+  }
+
+  async listen(hostPort: string): Promise<AddressInfo> {
+    const address = await listenOn(this.server, hostPort);
+    this.logger.info({ listener: this.name, address: `${address.address}:${address.port}` }, 'listening');
+    return address;
+  }
+
+  private onRequest(req: IncomingMessage, res: ProxyResponse): void {
+    this.active++;
+    const ex = new Exchange(req, res, this.trustForwarded);
+    if (this.draining) res.shouldKeepAlive = false;
+    // One microtask before the pipeline: if the parser rejects the body bytes that arrived with this
+    // head, its clientError runs first, and the framing stage sees the dead socket and forwards nothing.
+    Promise.resolve(ex).then(this.run);
+  }
+
+  private finished(ex: Exchange): void {
+    this.active--;
+    if (this.draining) ex.res.shouldKeepAlive = false;
+    if (this.active === 0 && this.idleWaiter !== null) this.idleWaiter.resolve();
+  }
+
+  /**
+   * Stop accepting connections, close idle keep-alive ones, and let active requests finish.
+   * Resolves when none is left or after `timeoutMs`, when the rest are cut.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    this.server.close();
+    this.server.closeIdleConnections();
+    const sweep = setInterval(() => this.server.closeIdleConnections(), DRAIN_SWEEP_MS);
+    try {
+      if (this.active > 0) {
+        this.idleWaiter = Promise.withResolvers<void>();
+        const deadline = AbortSignal.timeout(Math.max(1, timeoutMs));
+        await Promise.race([this.idleWaiter.promise, new Promise((resolve) => deadline.addEventListener('abort', resolve))]);
+      }
+    } finally {
+      clearInterval(sweep);
+      this.server.closeAllConnections();
+    }
+  }
+
+  /** Close at once, cutting everything (tests, and after a failed start). */
+  close(): void {
+    this.server.close();
+    this.server.closeAllConnections();
+  }
+}
+
+/** Requests Node's parser refused: there is no request object, only the socket. */
+function onClientError(this: Server, error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const failure = isHeaderOverflow(error)
+    ? new MeshletError('header_too_large', 'request headers exceed the limit', { cause: error })
+    : new MeshletError('bad_request', `malformed request: ${error.message}`, { cause: error });
+  // A response already under way on this connection: cut it rather than interleave a second one.
+  const current = (socket as Duplex & { _httpMessage?: { headersSent: boolean } })._httpMessage;
+  if (current?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  sendRawLocalReply(socket, failure, '-', '-');
+}
+
+/** CONNECT tunnels (HTTPS through a forward proxy) are not something meshlet offers. */
+function onConnectMethod(this: Server, _req: IncomingMessage, socket: Duplex): void {
+  sendRawLocalReply(socket, new MeshletError('bad_request', 'CONNECT is not supported'), '-', '-');
+}

@@ -1,0 +1,102 @@
+/**
+ * The outbound request path: the primary agent -> this sidecar -> another agent, chosen by name.
+ *
+ * The upstream is the request's host name, port ignored: `Host: researcher` (origin-form) and
+ * `GET http://researcher/x` (absolute-form, as HTTP_PROXY clients send) both reach `researcher`.
+ */
+import type { Logger } from 'pino';
+import type { MeshletConfig } from '../config/schema.ts';
+import type { UpstreamTable } from '../discovery/upstream-table.ts';
+import type { Drain } from '../health/drain.ts';
+import { ConcurrencyLimit } from '../resilience/concurrency.ts';
+import { accessLog } from '../telemetry/access-log.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { recordMetrics } from '../telemetry/observe.ts';
+import { MeshletError } from './errors.ts';
+import type { Exchange } from './exchange.ts';
+import { forwardToTarget } from './forward.ts';
+import { checkFraming } from './framing.ts';
+import { Listener } from './listener.ts';
+import { compose, type Handler, type Stage } from './pipeline.ts';
+import { rescue } from './rescue.ts';
+import { createUpgradeHandler } from './upgrade.ts';
+import type { Upstream } from './upstream.ts';
+
+export type OutboundDeps = {
+  config: MeshletConfig;
+  metrics: Metrics;
+  logger: Logger;
+  accessLogger: Logger | null;
+  drain: Drain;
+  upstreams: UpstreamTable;
+};
+
+export function createOutbound(deps: OutboundDeps): Listener {
+  const { config, metrics, logger, drain, upstreams } = deps;
+  const outbound = config.outbound;
+  const limit = new ConcurrencyLimit(outbound.limits.maxConcurrentRequests);
+  // Same order as inbound (see inbound.ts), with routing by name last before forwarding.
+  const stages: Stage[] = [
+    ...(deps.accessLogger ? [accessLog(deps.accessLogger, 'outbound')] : []),
+    recordMetrics(metrics.route('outbound', 'unknown')),
+    rescue(logger),
+    checkFraming,
+    drain.stage,
+    limit.stage,
+    routeByName(upstreams),
+  ];
+  const pipeline = compose(stages, forwardToTarget);
+  const upgrade = createUpgradeHandler({
+    route: (req) => resolve(upstreams, targetOf(req.url ?? '/', req.headers.host).name),
+    drain,
+    trustForwarded: outbound.trustForwardedHeaders,
+    logger,
+  });
+  return new Listener('outbound', outbound.limits, outbound.trustForwardedHeaders, pipeline, upgrade, logger);
+}
+
+function routeByName(upstreams: UpstreamTable): Stage {
+  return (next: Handler): Handler =>
+    function routeByHost(ex: Exchange): Promise<void> {
+      const target = targetOf(ex.path, ex.head.host);
+      if (target.path === null) return Promise.reject(new MeshletError('bad_request', 'only http:// absolute URIs can be proxied'));
+      ex.path = target.path;
+      const upstream = resolve(upstreams, target.name);
+      if (upstream instanceof MeshletError) return Promise.reject(upstream);
+      ex.routeTo(upstream);
+      return next(ex);
+    };
+}
+
+function resolve(upstreams: UpstreamTable, name: string): Upstream | MeshletError {
+  return (
+    upstreams.get(name) ??
+    new MeshletError('unknown_upstream', name === '' ? 'the request names no upstream (no Host)' : `no upstream called "${name}" is configured or registered`)
+  );
+}
+
+/**
+ * The upstream name and origin-form path of a request target (RFC 9112 §3.2). An absolute-form
+ * target overrides Host. `path` is null for absolute URIs meshlet cannot proxy (https://, others).
+ */
+export function targetOf(url: string, host: string | undefined): { name: string; path: string | null } {
+  if (url.charCodeAt(0) === 47 /* / */ || url === '*') return { name: hostName(host ?? ''), path: url };
+  const scheme = url.indexOf('://');
+  if (scheme === -1 || url.slice(0, scheme).toLowerCase() !== 'http') return { name: hostName(host ?? ''), path: null };
+  const authorityStart = scheme + 3;
+  let pathStart = url.indexOf('/', authorityStart);
+  const queryStart = url.indexOf('?', authorityStart);
+  if (queryStart !== -1 && (pathStart === -1 || queryStart < pathStart)) pathStart = queryStart;
+  const authority = pathStart === -1 ? url.slice(authorityStart) : url.slice(authorityStart, pathStart);
+  let path = pathStart === -1 ? '/' : url.slice(pathStart);
+  if (path.charCodeAt(0) === 63 /* ? */) path = `/${path}`;
+  return { name: hostName(authority), path };
+}
+
+/** `Researcher:8080` -> `researcher`; `user@host` userinfo is dropped; `[::1]:80` -> `[::1]`. */
+function hostName(authority: string): string {
+  const at = authority.lastIndexOf('@');
+  const hostPort = at === -1 ? authority : authority.slice(at + 1);
+  const end = hostPort.charCodeAt(0) === 91 /* [ */ ? hostPort.indexOf(']') + 1 : hostPort.lastIndexOf(':');
+  return (end <= 0 ? hostPort : hostPort.slice(0, end)).toLowerCase();
+}

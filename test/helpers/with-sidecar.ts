@@ -1,0 +1,112 @@
+/**
+ * `withSidecar`: an ava macro that runs a real meshlet on 127.0.0.1:0 in front of a real upstream
+ * server, and closes both in teardown.
+ *
+ *   test('passes bytes', withSidecar, { upstream: handler, config: {...} }, async (t, { sidecar, upstream }) => ...)
+ */
+import { Writable } from 'node:stream';
+import test, { type ExecutionContext } from 'ava';
+import { parseConfig } from '../../src/config/load.ts';
+import { Sidecar } from '../../src/sidecar.ts';
+import { startUpstream, type RequestHandler, type Upstream } from './servers.ts';
+
+export type LogLine = Record<string, unknown> & { msg?: string };
+
+/** A pino destination the test owns: every JSON line, parsed, and a way to await one. */
+export class LogSink extends Writable {
+  readonly lines: LogLine[] = [];
+  private waiters: { match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
+
+  override _write(chunk: Buffer, _encoding: string, callback: () => void): void {
+    for (const text of chunk.toString().split('\n')) {
+      if (text === '') continue;
+      const line = JSON.parse(text) as LogLine;
+      this.lines.push(line);
+      this.waiters = this.waiters.filter((w) => (w.match(line) ? (w.resolve(line), false) : true));
+    }
+    callback();
+  }
+
+  /** The first line (already written or still to come) that matches. */
+  next(match: (line: LogLine) => boolean): Promise<LogLine> {
+    const found = this.lines.find(match);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolve) => this.waiters.push({ match, resolve }));
+  }
+
+  access(): LogLine[] {
+    return this.lines.filter((line) => line.type === 'access');
+  }
+}
+
+export type Fixture = {
+  sidecar: Sidecar;
+  upstream: Upstream;
+  logs: LogSink;
+  inbound: string;
+  outbound: string;
+  admin: string;
+};
+
+export type FixtureOptions = {
+  upstream?: RequestHandler;
+  /** Config merged over the test defaults (listeners on port 0, primary = the upstream). */
+  config?: (upstream: Upstream) => Record<string, unknown>;
+  /** Wait until the primary's health check passed (default true). */
+  waitReady?: boolean;
+};
+
+/** Start a sidecar in front of a fresh upstream; both are closed when the test ends. */
+export async function startSidecar(t: ExecutionContext, options: FixtureOptions = {}): Promise<Fixture> {
+  const upstream = await startUpstream(t, options.upstream);
+  const base = {
+    service: { name: 'test-agent', drainTimeout: '5s' },
+    inbound: {
+      listen: '127.0.0.1:0',
+      primary: upstream.url,
+      healthCheck: { interval: '50ms', timeout: '500ms', path: '/healthz' },
+    },
+    outbound: { listen: '127.0.0.1:0' },
+    admin: { listen: '127.0.0.1:0' },
+    upstreams: { echo: { endpoints: [upstream.url] } },
+  };
+  const raw = deepMerge(base, options.config?.(upstream) ?? {});
+  const loaded = parseConfig(raw);
+  if (!loaded.ok) throw new Error(`test config invalid:\n${loaded.problems.join('\n')}`);
+  const logs = new LogSink();
+  const sidecar = new Sidecar(loaded.config, { logDestination: logs, processMetrics: false });
+  await sidecar.start();
+  t.teardown(() => sidecar.close());
+  const addresses = sidecar.addresses!;
+  if (options.waitReady !== false && !sidecar.probe.healthy) {
+    await new Promise((resolve) => sidecar.probe.once('change', resolve));
+  }
+  return {
+    sidecar,
+    upstream,
+    logs,
+    inbound: `http://127.0.0.1:${addresses.inbound.port}`,
+    outbound: `http://127.0.0.1:${addresses.outbound.port}`,
+    admin: `http://127.0.0.1:${addresses.admin.port}`,
+  };
+}
+
+export const withSidecar = test.macro(
+  async (t, options: FixtureOptions, body: (t: ExecutionContext, fixture: Fixture) => Promise<void>) => {
+    await body(t, await startSidecar(t, options));
+  },
+);
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = merged[key];
+    merged[key] =
+      isObject(current) && isObject(value) ? deepMerge(current, value) : value;
+  }
+  return merged;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

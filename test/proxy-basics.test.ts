@@ -1,14 +1,19 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request } from 'undici';
 import { withSidecar } from './helpers/with-sidecar.ts';
 
-test('inbound forwards to the primary and streams the response back', withSidecar, {}, async (t, { inbound, upstream }) => {
-  const res = await request(`${inbound}/hello?x=1`);
+const body = randomBytes(8 * 1024 * 1024);
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+test('inbound forwards method, path and query to the primary', withSidecar, {}, async (t, { inbound, upstream }) => {
+  const res = await request(`${inbound}/hello?x=1`, { method: 'DELETE' });
   t.is(res.statusCode, 200);
   t.is(await res.body.text(), 'ok');
   const seen = upstream.requests.find((r) => r.url === '/hello?x=1');
-  t.truthy(seen);
+  t.is(seen?.method, 'DELETE');
 });
 
 test(
@@ -16,7 +21,6 @@ test(
   withSidecar,
   {
     upstream: (req, res) => {
-      if (req.url === '/healthz') return void res.end();
       const hash = createHash('sha256');
       req.on('data', (chunk: Buffer) => hash.update(chunk));
       req.on('end', () => {
@@ -29,12 +33,193 @@ test(
     const res = await request(`${inbound}/upload`, { method: 'POST', body });
     t.is(res.statusCode, 200);
     t.is(res.headers['x-body-sha256'], sha256(body));
-    const echoed = Buffer.from(await res.body.arrayBuffer());
-    t.is(sha256(echoed), sha256(body));
+    t.is(sha256(Buffer.from(await res.body.arrayBuffer())), sha256(body));
   },
 );
 
-const body = randomBytes(8 * 1024 * 1024);
-function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
+test('a chunked upload of unknown length streams through', withSidecar, {
+  upstream: (req, res) => {
+    const hash = createHash('sha256');
+    req.on('data', (chunk: Buffer) => hash.update(chunk));
+    req.on('end', () => res.end(`${req.headers['transfer-encoding']} ${hash.digest('hex')}`));
+  },
+}, async (t, { inbound }) => {
+  async function* parts() {
+    for (let i = 0; i < 8; i++) yield body.subarray(i * 1024 * 1024, (i + 1) * 1024 * 1024);
+  }
+  const res = await request(`${inbound}/stream-up`, { method: 'POST', body: parts() });
+  t.is(await res.body.text(), `chunked ${sha256(body)}`);
+});
+
+/** The upstream writes the next SSE event only after the client has received the previous one. */
+function sseUpstream(gate: { received: Array<PromiseWithResolvers<void>> }) {
+  return async (req: IncomingMessage, res: import('node:http').ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    for (let i = 0; i < 3; i++) {
+      res.write(`data: token-${i}\n\n`);
+      await gate.received[i]!.promise;
+    }
+    res.end();
+  };
+}
+
+test('SSE events reach the client one by one, not at the end', async (t) => {
+  const gate = { received: [0, 1, 2].map(() => Promise.withResolvers<void>()) };
+  const { startSidecar } = await import('./helpers/with-sidecar.ts');
+  const { inbound } = await startSidecar(t, { upstream: (req, res) => void sseUpstream(gate)(req, res) });
+  const res = await request(`${inbound}/events`, { headers: { accept: 'text/event-stream' } });
+  t.is(res.headers['content-type'], 'text/event-stream');
+  const seen: string[] = [];
+  for await (const chunk of res.body) {
+    // Each event must arrive while the upstream is still waiting for us: if meshlet buffered,
+    // the upstream would never send event 1 and this test would time out.
+    for (const event of String(chunk).split('\n\n').filter(Boolean)) {
+      seen.push(event);
+      gate.received[seen.length - 1]?.resolve();
+    }
+  }
+  t.deepEqual(seen, ['data: token-0', 'data: token-1', 'data: token-2']);
+});
+
+test('a client that goes away cancels the upstream request at once', withSidecar, {
+  upstream: () => {
+    /* never answers */
+  },
+}, async (t, { inbound, upstream, logs }) => {
+  const controller = new AbortController();
+  const pending = request(`${inbound}/slow`, { signal: controller.signal }).catch((error: Error) => error);
+  while (!upstream.requests.some((r) => r.url === '/slow')) await once(upstream.server, 'request');
+  await Promise.resolve(); // the upstream's own handler runs after 'request' listeners registered earlier
+  const upstreamRequest = upstream.requests.find((r) => r.url === '/slow')!;
+  upstreamRequest.on('error', () => {}); // 'aborted', expected
+  const closed = new Promise((resolve) => upstreamRequest.on('close', resolve));
+  controller.abort();
+  await pending;
+  await closed;
+  t.true(upstreamRequest.destroyed);
+  const line = await logs.next((l) => l.type === 'access' && l.path === '/slow');
+  t.is(line.status, 499);
+  t.true(line.clientGone);
+});
+
+test('hop-by-hop headers are stripped both ways', withSidecar, {
+  upstream: (req, res) => {
+    res.writeHead(200, { connection: 'x-upstream-hop', 'x-upstream-hop': 'secret', 'keep-alive': 'timeout=99', 'x-kept': 'yes' });
+    res.end(JSON.stringify(req.headers));
+  },
+}, async (t, { inbound }) => {
+  const answer = await rawGet(inbound, '/hop', {
+    connection: 'keep-alive, x-client-hop',
+    'x-client-hop': 'drop me',
+    'keep-alive': 'timeout=5',
+    te: 'trailers',
+    'proxy-authorization': 'Basic abc',
+    'x-end-to-end': 'keep me',
+  });
+  const seen = JSON.parse(answer.body) as Record<string, string>;
+  t.is(seen['x-end-to-end'], 'keep me');
+  for (const name of ['x-client-hop', 'keep-alive', 'te', 'proxy-authorization']) t.is(seen[name], undefined, name);
+  t.is(answer.headers['x-kept'], 'yes');
+  t.is(answer.headers['x-upstream-hop'], undefined);
+  t.not(answer.headers['keep-alive'], 'timeout=99'); // Node may add its own for this hop
+});
+
+test('X-Forwarded-* are set by meshlet and client values are not trusted', withSidecar, {
+  upstream: (req, res) => res.end(JSON.stringify(req.headers)),
+}, async (t, { inbound }) => {
+  const answer = await rawGet(inbound, '/xff', {
+    host: 'planner.example:15006',
+    'x-forwarded-for': '6.6.6.6',
+    'x-forwarded-proto': 'https',
+    'x-forwarded-host': 'evil.example',
+  });
+  const seen = JSON.parse(answer.body) as Record<string, string>;
+  t.is(seen['x-forwarded-for'], '127.0.0.1');
+  t.is(seen['x-forwarded-proto'], 'http');
+  t.is(seen['x-forwarded-host'], 'planner.example:15006');
+  t.is(seen.host, new URL(inbound).host.replace(/:\d+$/, '') + seen.host.slice(seen.host.indexOf(':')));
+});
+
+test('trusted X-Forwarded-For is appended to', withSidecar, {
+  upstream: (req, res) => res.end(JSON.stringify(req.headers)),
+  config: () => ({ inbound: { trustForwardedHeaders: true } }),
+}, async (t, { inbound }) => {
+  const answer = await rawGet(inbound, '/xff', { 'x-forwarded-for': '10.1.2.3', 'x-forwarded-proto': 'https' });
+  const seen = JSON.parse(answer.body) as Record<string, string>;
+  t.is(seen['x-forwarded-for'], '10.1.2.3, 127.0.0.1');
+  t.is(seen['x-forwarded-proto'], 'https');
+});
+
+test('Host is rewritten to the endpoint the request goes to', withSidecar, {
+  upstream: (req, res) => res.end(req.headers.host),
+}, async (t, { outbound, upstream }) => {
+  const answer = await rawGet(outbound, '/host', { host: 'echo' });
+  t.is(answer.body, `127.0.0.1:${upstream.port}`);
+});
+
+test('x-request-id is generated when absent, kept when present, and returned', withSidecar, {
+  upstream: (req, res) => res.end(String(req.headers['x-request-id'])),
+}, async (t, { inbound }) => {
+  const generated = await request(`${inbound}/id`);
+  const id = await generated.body.text();
+  t.regex(id, /^[0-9a-f-]{36}$/);
+  t.is(generated.headers['x-request-id'], id);
+  const kept = await request(`${inbound}/id`, { headers: { 'x-request-id': 'abc-123' } });
+  t.is(await kept.body.text(), 'abc-123');
+  t.is(kept.headers['x-request-id'], 'abc-123');
+});
+
+test('outbound routes by Host, port ignored, case-insensitive', withSidecar, {
+  upstream: (req, res) => res.end(`echo saw ${req.url}`),
+}, async (t, { outbound }) => {
+  const answer = await rawGet(outbound, '/by-host?q=1', { host: 'Echo:8080' });
+  t.is(answer.status, 200);
+  t.is(answer.body, 'echo saw /by-host?q=1');
+});
+
+test('outbound routes absolute-form requests (HTTP_PROXY clients)', withSidecar, {
+  upstream: (req, res) => res.end(`echo saw ${req.url}`),
+}, async (t, { outbound }) => {
+  const answer = await rawGet(outbound, 'http://echo/absolute?q=2', { host: 'ignored' });
+  t.is(answer.status, 200);
+  t.is(answer.body, 'echo saw /absolute?q=2');
+});
+
+test('outbound round-robins over several endpoints', async (t) => {
+  const { startUpstream } = await import('./helpers/servers.ts');
+  const { startSidecar } = await import('./helpers/with-sidecar.ts');
+  const second = await startUpstream(t, (_req, res) => res.end('second'));
+  const { outbound } = await startSidecar(t, {
+    upstream: (_req, res) => res.end('first'),
+    config: (first) => ({ upstreams: { pair: { endpoints: [first.url, second.url] } } }),
+  });
+  const answers: string[] = [];
+  for (let i = 0; i < 4; i++) answers.push((await rawGet(outbound, '/', { host: 'pair' })).body);
+  t.deepEqual(answers.sort(), ['first', 'first', 'second', 'second']);
+});
+
+test('an unknown upstream name gets 404 unknown_upstream', withSidecar, {}, async (t, { outbound }) => {
+  const answer = await rawGet(outbound, '/x', { host: 'nobody' });
+  t.is(answer.status, 404);
+  t.is(answer.headers['x-meshlet-error'], 'unknown_upstream');
+  t.is(answer.headers['content-type'], 'application/json');
+  const reply = JSON.parse(answer.body) as { error: { code: string; message: string; requestId: string } };
+  t.is(reply.error.code, 'unknown_upstream');
+  t.regex(reply.error.message, /nobody/);
+  t.is(reply.error.requestId, answer.headers['x-request-id']);
+});
+
+/** A GET with exactly these headers (undici would add its own). */
+export function rawGet(base: string, path: string, headers: Record<string, string>) {
+  const url = new URL(base);
+  return new Promise<{ status: number; headers: IncomingMessage['headers']; body: string }>((resolve, reject) => {
+    const req = httpRequest({ host: url.hostname, port: url.port, path, headers, setHost: !('host' in headers), agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

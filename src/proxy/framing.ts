@@ -10,10 +10,12 @@ const CHUNKED = /^chunked$/i;
 
 export const checkFraming: Stage = (next: Handler): Handler =>
   function checkRequestFraming(ex: Exchange): Promise<void> {
-    // The parser already refused the rest of this connection (clientError answered it): the request
-    // head arrived, but its body was malformed. Nothing may be forwarded.
+    // The parser already refused the rest of this connection and the listener answered 400: the
+    // head arrived, but the body bytes after it are malformed. Nothing may be forwarded.
     if (ex.req.socket.destroyed || !ex.req.socket.writable) {
-      ex.clientGone = true;
+      ex.error = new MeshletError('bad_request', 'malformed request body framing');
+      ex.localReply = true;
+      ex.status = ex.error.status;
       return Promise.resolve();
     }
     const problem = framingProblem(ex);

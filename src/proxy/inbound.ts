@@ -33,6 +33,7 @@ export function createInbound(deps: InboundDeps): { listener: Listener; primary:
     'inbound',
   );
   const limit = new ConcurrencyLimit(inbound.limits.maxConcurrentRequests);
+  const unrouted = metrics.route('inbound', PRIMARY);
   // Order matters. Outermost first:
   //   access log, metrics  see every outcome, local replies included, and time the whole exchange;
   //   rescue               the one place errors become replies, inside them so replies are observed;
@@ -42,7 +43,7 @@ export function createInbound(deps: InboundDeps): { listener: Listener; primary:
   //   route                everything inbound goes to the primary.
   const stages: Stage[] = [
     ...(deps.accessLogger ? [accessLog(deps.accessLogger, 'inbound')] : []),
-    recordMetrics(metrics.route('inbound', PRIMARY)),
+    recordMetrics(unrouted),
     rescue(logger),
     checkFraming,
     drain.stage,
@@ -51,7 +52,7 @@ export function createInbound(deps: InboundDeps): { listener: Listener; primary:
   ];
   const pipeline: Handler = compose(stages, forwardToTarget);
   const upgrade = createUpgradeHandler({ route: () => primary, drain, trustForwarded: inbound.trustForwardedHeaders, logger });
-  const listener = new Listener('inbound', inbound.limits, inbound.trustForwardedHeaders, pipeline, upgrade, logger);
+  const listener = new Listener('inbound', inbound.limits, inbound.trustForwardedHeaders, pipeline, upgrade, logger, unrouted);
   return { listener, primary };
 }
 

@@ -15,6 +15,9 @@ import { Exchange, ProxyResponse } from './exchange.ts';
 import type { Handler } from './pipeline.ts';
 import { sendRawLocalReply } from './reply.ts';
 import { listenOn } from '../listen.ts';
+import { methodLabel, type RouteMetrics } from '../telemetry/metrics.ts';
+
+const OTHER_METHOD = methodLabel(undefined);
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -31,6 +34,7 @@ export class Listener {
   readonly name: 'inbound' | 'outbound';
   private readonly trustForwarded: boolean;
   private readonly logger: Logger;
+  private readonly unrouted: RouteMetrics;
 
   constructor(
     name: 'inbound' | 'outbound',
@@ -39,7 +43,9 @@ export class Listener {
     pipeline: Handler,
     upgrade: UpgradeHandler,
     logger: Logger,
+    unrouted: RouteMetrics,
   ) {
+    this.unrouted = unrouted;
     this.name = name;
     this.trustForwarded = trustForwarded;
     this.logger = logger;
@@ -66,7 +72,7 @@ export class Listener {
       (req, res) => this.onRequest(req, res as ProxyResponse),
     );
     this.server.on('upgrade', upgrade);
-    this.server.on('clientError', onClientError);
+    this.server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => this.onClientError(error, socket));
     this.server.on('connect', onConnectMethod);
   }
 
@@ -89,6 +95,31 @@ export class Listener {
     this.active--;
     if (this.draining) ex.res.shouldKeepAlive = false;
     if (this.active === 0 && this.idleWaiter !== null) this.idleWaiter.resolve();
+  }
+
+  /**
+   * Requests Node's parser refused. Usually there is no request object, only the socket; when the
+   * head was fine but the body is malformed, the exchange exists and the framing stage records it.
+   */
+  private onClientError(error: Error & { code?: string }, socket: Duplex): void {
+    if (error.code === 'ECONNRESET' || error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const failure = isHeaderOverflow(error)
+      ? new MeshletError('header_too_large', 'request headers exceed the limit', { cause: error })
+      : new MeshletError('bad_request', `malformed request: ${error.message}`, { cause: error });
+    const current = (socket as Duplex & { _httpMessage?: ProxyResponse })._httpMessage;
+    if (current?.headersSent) {
+      // A response is under way on this connection: cut it rather than interleave a second one.
+      socket.destroy();
+      return;
+    }
+    if (current === undefined) {
+      this.unrouted.localReply(failure.code);
+      this.unrouted.completed(OTHER_METHOD, failure.status, 0);
+    }
+    sendRawLocalReply(socket, failure, '-', current?.exchange?.requestId ?? '-');
   }
 
   /**
@@ -119,23 +150,6 @@ export class Listener {
   }
 }
 
-/** Requests Node's parser refused: there is no request object, only the socket. */
-function onClientError(this: Server, error: Error & { code?: string }, socket: Duplex): void {
-  if (error.code === 'ECONNRESET' || error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const failure = isHeaderOverflow(error)
-    ? new MeshletError('header_too_large', 'request headers exceed the limit', { cause: error })
-    : new MeshletError('bad_request', `malformed request: ${error.message}`, { cause: error });
-  // A response already under way on this connection: cut it rather than interleave a second one.
-  const current = (socket as Duplex & { _httpMessage?: { headersSent: boolean } })._httpMessage;
-  if (current?.headersSent) {
-    socket.destroy();
-    return;
-  }
-  sendRawLocalReply(socket, failure, '-', '-');
-}
 
 /** CONNECT tunnels (HTTPS through a forward proxy) are not something meshlet offers. */
 function onConnectMethod(this: Server, _req: IncomingMessage, socket: Duplex): void {

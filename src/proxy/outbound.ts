@@ -35,10 +35,11 @@ export function createOutbound(deps: OutboundDeps): Listener {
   const { config, metrics, logger, drain, upstreams } = deps;
   const outbound = config.outbound;
   const limit = new ConcurrencyLimit(outbound.limits.maxConcurrentRequests);
+  const unrouted = metrics.route('outbound', 'unknown');
   // Same order as inbound (see inbound.ts), with routing by name last before forwarding.
   const stages: Stage[] = [
     ...(deps.accessLogger ? [accessLog(deps.accessLogger, 'outbound')] : []),
-    recordMetrics(metrics.route('outbound', 'unknown')),
+    recordMetrics(unrouted),
     rescue(logger),
     checkFraming,
     drain.stage,
@@ -52,7 +53,7 @@ export function createOutbound(deps: OutboundDeps): Listener {
     trustForwarded: outbound.trustForwardedHeaders,
     logger,
   });
-  return new Listener('outbound', outbound.limits, outbound.trustForwardedHeaders, pipeline, upgrade, logger);
+  return new Listener('outbound', outbound.limits, outbound.trustForwardedHeaders, pipeline, upgrade, logger, unrouted);
 }
 
 function routeByName(upstreams: UpstreamTable): Stage {

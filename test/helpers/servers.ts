@@ -9,19 +9,28 @@ export type Upstream = {
   server: Server;
   url: string;
   port: number;
-  /** Every request the server received, in order. */
+  /** Every request the server received, in order, except health checks. */
   requests: IncomingMessage[];
+  /** What GET /healthz answers; tests set it to fail the primary's health check. */
+  healthStatus: number;
 };
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-/** An HTTP server on 127.0.0.1:0 that records requests; default handler answers 200 "ok". */
+/**
+ * An HTTP server on 127.0.0.1:0 that records requests. GET /healthz answers `healthStatus`;
+ * everything else goes to `handler`, by default 200 "ok".
+ */
 export async function startUpstream(t: ExecutionContext, handler?: RequestHandler): Promise<Upstream> {
   const requests: IncomingMessage[] = [];
   const server = createServer((req, res) => {
+    if (req.url === '/healthz') {
+      res.statusCode = upstream.healthStatus;
+      res.end();
+      return;
+    }
     requests.push(req);
     if (handler) handler(req, res);
-    else if (req.url === '/healthz') res.end('healthy');
     else res.end('ok');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -30,7 +39,8 @@ export async function startUpstream(t: ExecutionContext, handler?: RequestHandle
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
   const { port } = server.address() as AddressInfo;
-  return { server, url: `http://127.0.0.1:${port}`, port, requests };
+  const upstream: Upstream = { server, url: `http://127.0.0.1:${port}`, port, requests, healthStatus: 200 };
+  return upstream;
 }
 
 /** A port on which nothing listens (bound, then closed). */

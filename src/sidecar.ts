@@ -44,7 +44,7 @@ export class Sidecar {
     this.config = config;
     this.logger = pino(
       { base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime },
-      options.logDestination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+      options.logDestination ?? pino.destination({ dest: 1, sync: false }),
     );
     this.metrics = new Metrics({ serviceName: config.service.name, processMetrics: options.processMetrics });
     const accessLogger = config.telemetry.accessLog.enabled ? this.logger : null;

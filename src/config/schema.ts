@@ -6,31 +6,18 @@
  * Durations and sizes are strings in YAML and numbers (milliseconds, bytes) once parsed.
  */
 import { z } from 'zod';
-import { parseDuration, parseSize } from './units.ts';
+import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.ts';
 
 const DURATION_HINT = 'must be a duration such as 250ms, 10s, 5m or 0';
 const SIZE_HINT = 'must be a size such as 512B, 64KiB or 1MiB';
 
 /** A duration string, parsed to milliseconds. YAML's bare `0` is accepted too. */
 const duration = () =>
-  z.union([z.string(), z.literal(0)], { error: DURATION_HINT }).transform((text, ctx) => {
-    const ms = typeof text === 'number' ? 0 : parseDuration(text);
-    if (ms === undefined) {
-      ctx.issues.push({ code: 'custom', message: DURATION_HINT, input: text });
-      return z.NEVER;
-    }
-    return ms;
-  });
+  z
+    .union([z.string().regex(DURATION_PATTERN, DURATION_HINT), z.literal(0)], { error: DURATION_HINT })
+    .transform((text) => (typeof text === 'number' ? 0 : (parseDuration(text) ?? 0)));
 
-const size = () =>
-  z.string({ error: SIZE_HINT }).transform((text, ctx) => {
-    const bytes = parseSize(text);
-    if (bytes === undefined) {
-      ctx.issues.push({ code: 'custom', message: SIZE_HINT, input: text });
-      return z.NEVER;
-    }
-    return bytes;
-  });
+const size = () => z.string({ error: SIZE_HINT }).regex(SIZE_PATTERN, SIZE_HINT).transform((text) => parseSize(text) ?? 0);
 
 const LISTEN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 const listen = (fallback: string) =>

@@ -3,9 +3,12 @@
  * Durations: `250ms`, `10s`, `5m`, `1h`, or `0` (disabled). Sizes: `512B`, `64KiB`, `1MiB`, `1GiB`.
  */
 
+/** What a duration looks like, for schemas and editors. */
+export const DURATION_PATTERN = /^(0|\d+(\.\d+)?(ms|s|m|h))$/;
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+export const SIZE_PATTERN = /^\d+(B|KiB|MiB|GiB)$/;
 const SIZE = /^(\d+)(B|KiB|MiB|GiB)$/;
 const SIZE_BYTES: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
 

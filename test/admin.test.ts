@@ -1,0 +1,75 @@
+import test from 'ava';
+import { request } from 'undici';
+import { withSidecar } from './helpers/with-sidecar.ts';
+
+test('/healthz is 200 while alive, even when the primary is down', withSidecar, {}, async (t, { admin, upstream, sidecar }) => {
+  upstream.healthStatus = 500;
+  await new Promise((resolve) => sidecar.probe.once('change', resolve));
+  const res = await request(`${admin}/healthz`);
+  t.is(res.statusCode, 200);
+});
+
+test('/readyz follows the primary health check, with the reason', withSidecar, {
+  config: () => ({ inbound: { healthCheck: { unhealthyThreshold: 2 } } }),
+}, async (t, { admin, upstream, sidecar }) => {
+  t.is((await request(`${admin}/readyz`)).statusCode, 200);
+  t.regex(await (await request(`${admin}/metrics`)).body.text(), /^meshlet_primary_healthy\{[^}]*\} 1$/m);
+  upstream.healthStatus = 503;
+  await new Promise((resolve) => sidecar.probe.once('change', resolve));
+  const res = await request(`${admin}/readyz`);
+  t.is(res.statusCode, 503);
+  const body = (await res.body.json()) as { ready: boolean; reasons: string[] };
+  t.false(body.ready);
+  t.regex(body.reasons.join(), /primary unhealthy: health check answered 503/);
+  t.regex(await (await request(`${admin}/metrics`)).body.text(), /^meshlet_primary_healthy\{[^}]*\} 0$/m);
+  upstream.healthStatus = 200;
+  await new Promise((resolve) => sidecar.probe.once('change', resolve));
+  t.is((await request(`${admin}/readyz`)).statusCode, 200);
+});
+
+test('/metrics has the request, duration, first-byte, in-flight and local-reply series', withSidecar, {}, async (t, { admin, inbound, outbound }) => {
+  await (await request(`${inbound}/a`)).body.text();
+  await (await request(`${outbound}/b`, { headers: { host: 'echo' } })).body.text();
+  await (await request(`${outbound}/c`, { headers: { host: 'nobody' } })).body.text();
+  const res = await request(`${admin}/metrics`);
+  t.regex(String(res.headers['content-type']), /^text\/plain/);
+  const text = await res.body.text();
+  t.regex(text, /meshlet_requests_total\{direction="inbound",upstream="primary",method="GET",code="200",service="test-agent"\} 1/);
+  t.regex(text, /meshlet_requests_total\{direction="outbound",upstream="echo",method="GET",code="200",service="test-agent"\} 1/);
+  t.regex(text, /meshlet_requests_total\{direction="outbound",upstream="unknown",method="GET",code="404",service="test-agent"\} 1/);
+  t.regex(text, /meshlet_request_duration_seconds_count\{[^}]*direction="outbound",upstream="echo",code="200"\} 1/);
+  t.regex(text, /meshlet_response_first_byte_seconds_count\{[^}]*direction="inbound",upstream="primary"\} 1/);
+  t.regex(text, /meshlet_requests_in_flight\{direction="outbound",upstream="echo",service="test-agent"\} 0/);
+  t.regex(text, /meshlet_local_replies_total\{direction="outbound",upstream="unknown",reason="unknown_upstream",service="test-agent"\} 1/);
+  t.regex(text, /meshlet_upstream_endpoints\{upstream="echo",state="healthy",service="test-agent"\} 1/);
+  t.notRegex(text, /nobody/); // client-chosen names never become label values
+});
+
+test('/config shows the effective config with secrets redacted', withSidecar, {
+  config: () => ({ registry: { etcd: { endpoints: ['http://meshlet:s3cret@127.0.0.1:2379'] } } }),
+}, async (t, { admin }) => {
+  const config = (await (await request(`${admin}/config`)).body.json()) as {
+    service: { name: string };
+    defaults: { timeouts: { firstByte: number } };
+    registry: { etcd: { endpoints: string[] } };
+  };
+  t.is(config.service.name, 'test-agent');
+  t.is(config.defaults.timeouts.firstByte, 60_000);
+  t.deepEqual(config.registry.etcd.endpoints, ['http://meshlet:[redacted]@127.0.0.1:2379']);
+});
+
+test('/upstreams lists every upstream with endpoints and in-flight counts', withSidecar, {}, async (t, { admin, upstream }) => {
+  const body = (await (await request(`${admin}/upstreams`)).body.json()) as {
+    primary: { name: string };
+    upstreams: { name: string; endpoints: { url: string; inFlight: number }[]; breaker: { state: string } }[];
+  };
+  t.is(body.primary.name, 'primary');
+  t.deepEqual(body.upstreams.map((u) => u.name), ['echo']);
+  t.is(body.upstreams[0]!.endpoints[0]!.url, upstream.url);
+  t.is(body.upstreams[0]!.endpoints[0]!.inFlight, 0);
+});
+
+test('unknown admin paths are 404, wrong methods 405', withSidecar, {}, async (t, { admin }) => {
+  t.is((await request(`${admin}/nope`)).statusCode, 404);
+  t.is((await request(`${admin}/metrics`, { method: 'POST' })).statusCode, 405);
+});

@@ -1,0 +1,96 @@
+import test from 'ava';
+import { request } from 'undici';
+import { closedPort } from './helpers/servers.ts';
+import { startSidecar, withSidecar } from './helpers/with-sidecar.ts';
+
+type Reply = { error: { code: string; message: string; upstream: string; requestId: string } };
+
+async function expectLocalReply(t: import('ava').ExecutionContext, url: string, status: number, code: string, init?: Parameters<typeof request>[1]) {
+  const res = await request(url, init);
+  t.is(res.statusCode, status);
+  t.is(res.headers['x-meshlet-error'], code);
+  t.is(res.headers['content-type'], 'application/json');
+  const reply = (await res.body.json()) as Reply;
+  t.is(reply.error.code, code);
+  return { res, reply };
+}
+
+test('primary refusing connections: 502 upstream_unreachable', async (t) => {
+  const port = await closedPort();
+  const { inbound } = await startSidecar(t, { waitReady: false, config: () => ({ inbound: { primary: `http://127.0.0.1:${port}` } }) });
+  const { reply } = await expectLocalReply(t, `${inbound}/x`, 502, 'upstream_unreachable');
+  t.is(reply.error.upstream, 'primary');
+});
+
+test('primary resetting the connection: 502 upstream_reset', withSidecar, {
+  upstream: (req) => req.socket.destroy(),
+}, async (t, { inbound, sidecar }) => {
+  await expectLocalReply(t, `${inbound}/x`, 502, 'upstream_reset');
+  const metrics = await sidecar.metrics.registry.metrics();
+  t.regex(metrics, /meshlet_local_replies_total\{[^}]*reason="upstream_reset"[^}]*\} 1/);
+  t.regex(metrics, /meshlet_requests_total\{direction="inbound",upstream="primary",method="GET",code="502"[^}]*\} 1/);
+});
+
+test('primary hanging before its response head: 504 upstream_timeout after firstByte', withSidecar, {
+  upstream: () => {},
+  config: () => ({ inbound: { timeouts: { firstByte: '300ms' } } }),
+}, async (t, { inbound }) => {
+  const started = performance.now();
+  await expectLocalReply(t, `${inbound}/hang`, 504, 'upstream_timeout');
+  const elapsed = performance.now() - started;
+  t.true(elapsed >= 250 && elapsed < 5000, `${elapsed}ms`);
+});
+
+test('total timeout: 504 upstream_timeout', withSidecar, {
+  upstream: () => {},
+  config: () => ({ inbound: { timeouts: { total: '200ms' } } }),
+}, async (t, { inbound }) => {
+  await expectLocalReply(t, `${inbound}/hang`, 504, 'upstream_timeout');
+});
+
+test('an upstream going idle mid-body cuts the client connection (never a clean truncated body)', withSidecar, {
+  upstream: (_req, res) => {
+    res.writeHead(200, { 'content-length': '100' });
+    res.write('partial');
+  },
+  config: () => ({ inbound: { timeouts: { idle: '300ms' } } }),
+}, async (t, { inbound, logs }) => {
+  const res = await request(`${inbound}/stall`);
+  t.is(res.statusCode, 200);
+  await t.throwsAsync(res.body.text());
+  const line = await logs.next((l) => l.type === 'access' && l.path === '/stall');
+  t.is(line.error, 'upstream_timeout');
+});
+
+test('an upstream reset mid-stream aborts the client connection', withSidecar, {
+  upstream: (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: one\n\n', () => setImmediate(() => req.socket.destroy()));
+  },
+}, async (t, { inbound }) => {
+  const res = await request(`${inbound}/events`);
+  t.is(res.statusCode, 200);
+  const error = await t.throwsAsync(res.body.text());
+  t.truthy(error);
+});
+
+test('over the concurrency limit: 503 overloaded with Retry-After', withSidecar, {
+  upstream: (req, res) => {
+    if (req.url === '/hold') return; // held until teardown
+    res.end('ok');
+  },
+  config: () => ({ inbound: { limits: { maxConcurrentRequests: 1 } } }),
+}, async (t, { inbound, upstream }) => {
+  const held = request(`${inbound}/hold`).catch(() => undefined);
+  while (!upstream.requests.some((r) => r.url === '/hold')) await new Promise((resolve) => upstream.server.once('request', resolve));
+  const { res } = await expectLocalReply(t, `${inbound}/second`, 503, 'overloaded');
+  t.is(res.headers['retry-after'], '1');
+  upstream.server.closeAllConnections();
+  await held;
+});
+
+test('a configured upstream with no endpoints: 503 no_healthy_endpoints', withSidecar, {
+  config: () => ({ upstreams: { lonely: {} } }),
+}, async (t, { outbound }) => {
+  await expectLocalReply(t, `${outbound}/x`, 503, 'no_healthy_endpoints', { headers: { host: 'lonely' } });
+});

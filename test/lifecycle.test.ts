@@ -1,0 +1,58 @@
+import test from 'ava';
+import { request } from 'undici';
+import { startUpstream } from './helpers/servers.ts';
+import { spawnMeshlet } from './helpers/process.ts';
+
+function env(primary: string): Record<string, string> {
+  return {
+    MESHLET__SERVICE__NAME: 'lifecycle',
+    MESHLET__SERVICE__DRAINTIMEOUT: '10s',
+    MESHLET__INBOUND__LISTEN: '127.0.0.1:0',
+    MESHLET__INBOUND__PRIMARY: primary,
+    MESHLET__OUTBOUND__LISTEN: '127.0.0.1:0',
+    MESHLET__ADMIN__LISTEN: '127.0.0.1:0',
+  };
+}
+
+test('SIGTERM: the request in flight completes, new requests are refused, exit 0', async (t) => {
+  const release = Promise.withResolvers<void>();
+  const upstream = await startUpstream(t, (req, res) => {
+    if (req.url === '/slow') void release.promise.then(() => res.end('finished'));
+    else res.end('ok');
+  });
+  const meshlet = spawnMeshlet(t, ['run', '--config', 'config/minimal.yaml'], env(upstream.url));
+  const inbound = `http://${await meshlet.listening('inbound')}`;
+
+  const inFlight = request(`${inbound}/slow`);
+  while (!upstream.requests.some((r) => r.url === '/slow')) await new Promise((resolve) => upstream.server.once('request', resolve));
+  meshlet.child.kill('SIGTERM');
+  await meshlet.line((l) => l.msg === 'draining');
+
+  // Listeners stop accepting at once: a new connection is refused.
+  const refused = await request(`${inbound}/new`, { reset: true }).catch((error: Error & { code?: string }) => error);
+  t.true(refused instanceof Error, 'a new connection during drain must not be served');
+
+  release.resolve();
+  const res = await inFlight;
+  t.is(res.statusCode, 200);
+  t.is(await res.body.text(), 'finished');
+  t.is(await meshlet.exit, 0);
+  t.truthy(await meshlet.line((l) => l.msg === 'drained'));
+});
+
+test('SIGTERM with an idle keep-alive connection exits promptly', async (t) => {
+  const upstream = await startUpstream(t);
+  const meshlet = spawnMeshlet(t, ['run', '--config', 'config/minimal.yaml'], env(upstream.url));
+  const inbound = `http://${await meshlet.listening('inbound')}`;
+  const res = await request(`${inbound}/ok`); // undici keeps this connection alive
+  await res.body.text();
+  const started = performance.now();
+  meshlet.child.kill('SIGTERM');
+  t.is(await meshlet.exit, 0);
+  t.true(performance.now() - started < 5000);
+});
+
+test('a config that fails validation stops `meshlet run` with the problems', async (t) => {
+  const meshlet = spawnMeshlet(t, ['run', '--config', 'config/minimal.yaml'], { MESHLET__INBOUND__LISTEN: 'nowhere' });
+  t.is(await meshlet.exit, 1);
+});

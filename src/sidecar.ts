@@ -15,6 +15,7 @@ import { createInbound } from './proxy/inbound.ts';
 import type { Listener } from './proxy/listener.ts';
 import { createOutbound } from './proxy/outbound.ts';
 import type { Upstream } from './proxy/upstream.ts';
+import { AccessLog } from './telemetry/access-log.ts';
 import { Metrics } from './telemetry/metrics.ts';
 
 export type SidecarOptions = {
@@ -47,13 +48,11 @@ export class Sidecar {
     this.config = config;
     // Access logs are buffered (4 KiB, or LOG_FLUSH_MS at most) so that logging a request costs no
     // syscall and no thread-pool hop; lifecycle events are flushed at once.
-    this.logger = pino(
-      { base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime },
-      options.logDestination ?? pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_MS }),
-    );
+    const destination = options.logDestination ?? pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_MS });
+    this.logger = pino({ base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
     this.metrics = new Metrics({ serviceName: config.service.name, processMetrics: options.processMetrics });
-    const accessLogger = config.telemetry.accessLog.enabled ? this.logger : null;
-    const deps = { config, metrics: this.metrics, logger: this.logger, accessLogger, drain: this.drain };
+    const accessLog = config.telemetry.accessLog.enabled ? new AccessLog(destination, config.service.name) : null;
+    const deps = { config, metrics: this.metrics, logger: this.logger, accessLog, drain: this.drain };
     const inbound = createInbound(deps);
     this.inbound = inbound.listener;
     this.primary = inbound.primary;

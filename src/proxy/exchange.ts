@@ -66,7 +66,8 @@ export class Exchange {
 
   /** Whether the request has a body to stream upstream (RFC 9112 §6.3). */
   get hasBody(): boolean {
-    return this.head.transferEncoding !== undefined || (this.head.contentLengthCount > 0 && this.req.headers['content-length'] !== '0');
+    const length = this.head.contentLength;
+    return this.head.transferEncoding !== undefined || (length !== undefined && length !== '0');
   }
 
   elapsedMs(): number {

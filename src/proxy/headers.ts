@@ -27,7 +27,7 @@ export type RequestHead = {
   hostCount: number;
   requestId: string;
   transferEncoding: string | undefined;
-  contentLengthCount: number;
+  contentLength: string | undefined;
 };
 
 /**
@@ -43,7 +43,7 @@ export function scanRequestHead(req: IncomingMessage, trustForwarded: boolean): 
   let hostCount = 0;
   let requestId: string | undefined;
   let transferEncoding: string | undefined;
-  let contentLengthCount = 0;
+  let contentLength: string | undefined;
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
   let forwardedHost: string | undefined;
@@ -57,7 +57,7 @@ export function scanRequestHead(req: IncomingMessage, trustForwarded: boolean): 
       continue;
     }
     if (lower === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
-    if (lower === 'content-length') contentLengthCount++;
+    if (lower === 'content-length') contentLength = value; // the parser refuses duplicates
     if (HOP_BY_HOP.has(lower) || (listed !== null && listed.has(lower))) continue;
     if (FORWARDED.has(lower)) {
       if (trustForwarded) {
@@ -86,7 +86,7 @@ export function scanRequestHead(req: IncomingMessage, trustForwarded: boolean): 
   );
   const originalHost = forwardedHost ?? host;
   if (originalHost !== undefined) headers.push('x-forwarded-host', originalHost);
-  return { headers, host, hostCount, requestId, transferEncoding, contentLengthCount };
+  return { headers, host, hostCount, requestId, transferEncoding, contentLength };
 }
 
 /**

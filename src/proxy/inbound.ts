@@ -5,9 +5,9 @@ import type { Logger } from 'pino';
 import type { MeshletConfig } from '../config/schema.ts';
 import type { Drain } from '../health/drain.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
-import { accessLog } from '../telemetry/access-log.ts';
+import type { AccessLog } from '../telemetry/access-log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { recordMetrics } from '../telemetry/observe.ts';
+import { observe } from '../telemetry/observe.ts';
 import { forwardToTarget } from './forward.ts';
 import { checkFraming } from './framing.ts';
 import { Listener } from './listener.ts';
@@ -20,7 +20,7 @@ import type { Exchange } from './exchange.ts';
 /** The upstream name of the primary in metrics, logs and error replies. */
 export const PRIMARY = 'primary';
 
-export type InboundDeps = { config: MeshletConfig; metrics: Metrics; logger: Logger; accessLogger: Logger | null; drain: Drain };
+export type InboundDeps = { config: MeshletConfig; metrics: Metrics; logger: Logger; accessLog: AccessLog | null; drain: Drain };
 
 export function createInbound(deps: InboundDeps): { listener: Listener; primary: Upstream } {
   const { config, metrics, logger, drain } = deps;
@@ -35,15 +35,15 @@ export function createInbound(deps: InboundDeps): { listener: Listener; primary:
   const limit = new ConcurrencyLimit(inbound.limits.maxConcurrentRequests);
   const unrouted = metrics.route('inbound', PRIMARY);
   // Order matters. Outermost first:
-  //   access log, metrics  see every outcome, local replies included, and time the whole exchange;
-  //   rescue               the one place errors become replies, inside them so replies are observed;
+  //   observe              metrics and access log: sees every outcome, local replies included, and
+  //                        times the whole exchange;
+  //   rescue               the one place errors become replies, inside observe so replies are recorded;
   //   framing              refuse ambiguous requests before anything acts on them;
   //   drain                refuse new work while shutting down;
   //   concurrency          shed load before spending a connection on it;
   //   route                everything inbound goes to the primary.
   const stages: Stage[] = [
-    ...(deps.accessLogger ? [accessLog(deps.accessLogger, 'inbound')] : []),
-    recordMetrics(unrouted),
+    observe('inbound', unrouted, deps.accessLog),
     rescue(logger),
     checkFraming,
     drain.stage,

@@ -9,9 +9,9 @@ import type { MeshletConfig } from '../config/schema.ts';
 import type { UpstreamTable } from '../discovery/upstream-table.ts';
 import type { Drain } from '../health/drain.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
-import { accessLog } from '../telemetry/access-log.ts';
+import type { AccessLog } from '../telemetry/access-log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { recordMetrics } from '../telemetry/observe.ts';
+import { observe } from '../telemetry/observe.ts';
 import { MeshletError } from './errors.ts';
 import type { Exchange } from './exchange.ts';
 import { forwardToTarget } from './forward.ts';
@@ -26,7 +26,7 @@ export type OutboundDeps = {
   config: MeshletConfig;
   metrics: Metrics;
   logger: Logger;
-  accessLogger: Logger | null;
+  accessLog: AccessLog | null;
   drain: Drain;
   upstreams: UpstreamTable;
 };
@@ -38,8 +38,7 @@ export function createOutbound(deps: OutboundDeps): Listener {
   const unrouted = metrics.route('outbound', 'unknown');
   // Same order as inbound (see inbound.ts), with routing by name last before forwarding.
   const stages: Stage[] = [
-    ...(deps.accessLogger ? [accessLog(deps.accessLogger, 'outbound')] : []),
-    recordMetrics(unrouted),
+    observe('outbound', unrouted, deps.accessLog),
     rescue(logger),
     checkFraming,
     drain.stage,

@@ -1,39 +1,42 @@
 /**
- * One JSON line per request (pino). The path is logged without its query string, which often
- * carries tokens.
+ * One JSON line per request. Built by hand rather than through pino's generic serializer, because it
+ * runs for every request; the line has pino's shape (`level`, `time`, `service`, `msg`) so that log
+ * pipelines treat it like every other meshlet log line. The path is logged without its query
+ * string, which often carries tokens.
  */
-import type { Logger } from 'pino';
 import type { Exchange } from '../proxy/exchange.ts';
-import type { Handler, Stage } from '../proxy/pipeline.ts';
 import type { Direction } from './metrics.ts';
-import { recordedStatus } from './observe.ts';
+import { recordedStatus } from './status.ts';
 
-export function accessLog(logger: Logger, direction: Direction): Stage {
-  return (next: Handler): Handler =>
-    async function logRequest(ex: Exchange): Promise<void> {
-      try {
-        await next(ex);
-      } finally {
-        logger.info(
-          {
-            type: 'access',
-            direction,
-            upstream: ex.upstream,
-            method: ex.req.method,
-            path: pathOnly(ex.path),
-            status: recordedStatus(ex),
-            durationMs: Math.round(ex.elapsedMs() * 100) / 100,
-            firstByteMs: ex.firstByteMs > 0 ? Math.round(ex.firstByteMs * 100) / 100 : undefined,
-            bytesSent: ex.bytesSent,
-            requestId: ex.requestId,
-            endpoint: ex.endpoint?.url,
-            error: ex.error?.code,
-            clientGone: ex.clientGone || undefined,
-          },
-          'request',
-        );
-      }
-    };
+/** Where lines go: the same buffered destination as pino's. */
+export type LogDestination = { write(line: string): unknown };
+
+export class AccessLog {
+  private readonly destination: LogDestination;
+  /** `"service":"name"` prebuilt once. */
+  private readonly serviceField: string;
+
+  constructor(destination: LogDestination, service: string) {
+    this.destination = destination;
+    this.serviceField = `"service":${JSON.stringify(service)}`;
+  }
+
+  write(ex: Exchange, direction: Direction): void {
+    const error = ex.error === null ? '' : `,"error":"${ex.error.code}"`;
+    const endpoint = ex.endpoint === null ? '' : `,"endpoint":${JSON.stringify(ex.endpoint.url)}`;
+    const firstByte = ex.firstByteMs > 0 ? `,"firstByteMs":${round(ex.firstByteMs)}` : '';
+    const gone = ex.clientGone ? ',"clientGone":true' : '';
+    this.destination.write(
+      `{"level":30,"time":"${new Date().toISOString()}",${this.serviceField},"type":"access","direction":"${direction}",` +
+        `"upstream":${JSON.stringify(ex.upstream)},"method":${JSON.stringify(ex.req.method ?? '')},` +
+        `"path":${JSON.stringify(pathOnly(ex.path))},"status":${recordedStatus(ex)},"durationMs":${round(ex.elapsedMs())}` +
+        `${firstByte},"bytesSent":${ex.bytesSent},"requestId":${JSON.stringify(ex.requestId)}${endpoint}${error}${gone},"msg":"request"}\n`,
+    );
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
 }
 
 function pathOnly(path: string): string {

@@ -1,8 +1,9 @@
 /**
  * Prometheus metrics (contract: "Metrics"). One Registry per runtime, never prom-client's global one.
- * The request path never hashes label sets: `RouteMetrics` caches the labelled children per route.
+ * The request path never hashes label sets: `RouteMetrics` caches the series of each route.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { CounterFamily, GaugeFamily, HistogramFamily, type CounterSeries, type GaugeSeries, type HistogramSeries } from './series.ts';
 
 export type Direction = 'inbound' | 'outbound';
 
@@ -11,38 +12,38 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: 'meshlet_requests_total',
-    help: 'Requests handled, by the status code sent to the client (499: the client went away first).',
-    labelNames: ['direction', 'upstream', 'method', 'code'] as const,
-    registers: [this.registry],
-  });
-  readonly duration = new Histogram({
-    name: 'meshlet_request_duration_seconds',
-    help: 'Time from request received to response completed.',
-    labelNames: ['direction', 'upstream', 'code'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly firstByte = new Histogram({
-    name: 'meshlet_response_first_byte_seconds',
-    help: 'Time from request received to the response head from the upstream.',
-    labelNames: ['direction', 'upstream'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [this.registry],
-  });
-  readonly inFlight = new Gauge({
-    name: 'meshlet_requests_in_flight',
-    help: 'Requests being handled now.',
-    labelNames: ['direction', 'upstream'] as const,
-    registers: [this.registry],
-  });
-  readonly localReplies = new Counter({
-    name: 'meshlet_local_replies_total',
-    help: 'Replies meshlet made itself, by error code.',
-    labelNames: ['direction', 'upstream', 'reason'] as const,
-    registers: [this.registry],
-  });
+  // Request-path series: plain numbers, formatted at scrape time (see series.ts).
+  readonly requests = new CounterFamily(
+    this.registry,
+    'meshlet_requests_total',
+    'Requests handled, by the status code sent to the client (499: the client went away first).',
+    ['direction', 'upstream', 'method', 'code'],
+  );
+  readonly duration = new HistogramFamily(
+    this.registry,
+    'meshlet_request_duration_seconds',
+    'Time from request received to response completed.',
+    ['direction', 'upstream', 'code'],
+    DURATION_BUCKETS,
+  );
+  readonly firstByte = new HistogramFamily(
+    this.registry,
+    'meshlet_response_first_byte_seconds',
+    'Time from request received to the response head from the upstream.',
+    ['direction', 'upstream'],
+    DURATION_BUCKETS,
+  );
+  readonly inFlight = new GaugeFamily(this.registry, 'meshlet_requests_in_flight', 'Requests being handled now.', [
+    'direction',
+    'upstream',
+  ]);
+  readonly localReplies = new CounterFamily(
+    this.registry,
+    'meshlet_local_replies_total',
+    'Replies meshlet made itself, by error code.',
+    ['direction', 'upstream', 'reason'],
+  );
+  // Off the request path: prom-client's own metrics.
   readonly upstreamEndpoints = new Gauge({
     name: 'meshlet_upstream_endpoints',
     help: 'Endpoints of each upstream, by state.',
@@ -63,7 +64,7 @@ export class Metrics {
 
   private readonly routes = new Map<string, RouteMetrics>();
 
-  constructor(options: { serviceName: string; processMetrics?: boolean }) {
+  constructor(options: { serviceName: string; processMetrics?: boolean | undefined }) {
     this.registry.setDefaultLabels({ service: options.serviceName });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'meshlet_' });
   }
@@ -80,14 +81,13 @@ export class Metrics {
   }
 }
 
-/** The labelled children of one route, so that recording a request is a few map look-ups. */
+/** The series of one route, so that recording a request is a few map look-ups and increments. */
 export class RouteMetrics {
-  readonly inFlight: ReturnType<Metrics['inFlight']['labels']>;
-  readonly firstByte: ReturnType<Metrics['firstByte']['labels']>;
-  private readonly byMethodAndCode = new Map<string, Map<number, ReturnType<Metrics['requests']['labels']>>>();
-  private readonly durationByCode = new Map<number, ReturnType<Metrics['duration']['labels']>>();
-  private readonly repliesByReason = new Map<string, ReturnType<Metrics['localReplies']['labels']>>();
-
+  readonly inFlight: GaugeSeries;
+  readonly firstByte: HistogramSeries;
+  private readonly byMethodAndCode = new Map<string, Map<number, CounterSeries>>();
+  private readonly durationByCode = new Map<number, HistogramSeries>();
+  private readonly repliesByReason = new Map<string, CounterSeries>();
   private readonly metrics: Metrics;
   readonly direction: Direction;
   readonly upstream: string;

@@ -1,0 +1,28 @@
+import test from 'ava';
+import { Registry } from 'prom-client';
+import { CounterFamily, HistogramFamily } from '../src/telemetry/series.ts';
+
+test('histogram series export cumulative buckets, sum and count in Prometheus text', async (t) => {
+  const registry = new Registry();
+  const histogram = new HistogramFamily(registry, 'demo_seconds', 'demo', ['route'], [0.1, 1]);
+  const series = histogram.labels('a');
+  for (const value of [0.05, 0.1, 0.5, 3]) series.observe(value);
+  const text = await registry.metrics();
+  t.regex(text, /^# TYPE demo_seconds histogram$/m);
+  t.regex(text, /^demo_seconds_bucket\{le="0.1",route="a"\} 2$/m);
+  t.regex(text, /^demo_seconds_bucket\{le="1",route="a"\} 3$/m);
+  t.regex(text, /^demo_seconds_bucket\{le="\+Inf",route="a"\} 4$/m);
+  t.regex(text, /^demo_seconds_sum\{route="a"\} 3.65$/m);
+  t.regex(text, /^demo_seconds_count\{route="a"\} 4$/m);
+});
+
+test('counter series are shared per label set', async (t) => {
+  const registry = new Registry();
+  const counter = new CounterFamily(registry, 'demo_total', 'demo', ['code']);
+  counter.labels('200').inc();
+  counter.labels('200').inc();
+  counter.labels('503').inc();
+  const text = await registry.metrics();
+  t.regex(text, /^demo_total\{code="200"\} 2$/m);
+  t.regex(text, /^demo_total\{code="503"\} 1$/m);
+});

@@ -3,9 +3,10 @@
  *
  * Targets: the upstream directly; meshlet (default config, access log on, to /dev/null); a bare
  * node-http-proxy with a keep-alive agent; HAProxy when installed. For each: max throughput (wrk if
- * installed, else autocannon), latency at a fixed 1,000 requests/s (autocannon -R), and peak RSS.
- * meshlet alone also takes 1,000 concurrent connections for its RSS target. Results go to stdout and
- * bench/RESULTS.md with the machine description.
+ * installed, else autocannon), latency at a fixed 1,000 requests/s (hey if installed, else
+ * autocannon -R), and peak RSS; medians over interleaved rounds. meshlet alone also takes 1,000
+ * concurrent connections for its RSS target. Results go to stdout and bench/RESULTS.md with the
+ * machine description. BENCH_SECONDS and BENCH_ROUNDS shorten or lengthen the run.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -19,6 +20,7 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = 64;
 const FIXED_RATE = 1000;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const children: ChildProcess[] = [];
 
 type Result = { name: string; rps: number; p50: number; p99: number; fixedP50: number; fixedP99: number; rssMB: number | null };
@@ -63,19 +65,20 @@ async function peakRss(pid: number | undefined): Promise<number | null> {
 }
 
 /** Maximum throughput: wrk when installed, else autocannon. Latencies in ms. */
-async function maxThroughput(url: string): Promise<{ rps: number; p50: number; p99: number }> {
+async function maxThroughput(url: string, connections = CONNECTIONS): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
   if (await has('wrk')) {
-    const { stdout } = await exec('wrk', ['-t2', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency', url]);
+    const { stdout } = await exec('wrk', ['-t2', `-c${connections}`, `-d${SECONDS}s`, '--latency', url]);
     const ms = (label: string) => {
       const match = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(stdout);
       if (!match) return NaN;
       const value = Number(match[1]);
       return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
     };
-    return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]), p50: ms('50'), p99: ms('99') };
+    const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0) + Number(/Socket errors: connect (\d+)/.exec(stdout)?.[1] ?? 0);
+    return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]), p50: ms('50'), p99: ms('99'), errors };
   }
-  const report = await autocannon(['-c', String(CONNECTIONS), '-d', String(SECONDS), url]);
-  return { rps: report.requests.average, p50: report.latency.p50, p99: report.latency.p99 };
+  const report = await autocannon(['-c', String(connections), '-d', String(SECONDS), url]);
+  return { rps: report.requests.average, p50: report.latency.p50, p99: report.latency.p99, errors: report.non2xx + report.errors };
 }
 
 type AutocannonReport = { requests: { average: number }; latency: { p50: number; p99: number }; non2xx: number; errors: number };
@@ -85,20 +88,63 @@ async function autocannon(args: string[]): Promise<AutocannonReport> {
   return JSON.parse(stdout) as AutocannonReport;
 }
 
-/** Latency at a fixed request rate, where "latency added by the proxy" is meaningful. */
+/**
+ * Latency at a fixed 1,000 requests/s, where "latency added by the proxy" is meaningful: hey (Go,
+ * 0.1 ms resolution) when installed, else autocannon -R (whole milliseconds).
+ */
 async function fixedRate(url: string): Promise<{ p50: number; p99: number }> {
+  if (await has('hey')) {
+    const workers = 10;
+    const { stdout } = await exec('hey', ['-z', `${SECONDS}s`, '-c', String(workers), '-q', String(FIXED_RATE / workers), url]);
+    const seconds = (label: string) => Number(new RegExp(`${label}% in ([\\d.]+) secs`).exec(stdout)?.[1]) * 1000;
+    return { p50: seconds('50'), p99: seconds('99') };
+  }
   const report = await autocannon(['-c', '20', '-R', String(FIXED_RATE), '-d', String(SECONDS), url]);
   return { p50: report.latency.p50, p99: report.latency.p99 };
 }
 
-async function measure(name: string, url: string, pid?: number): Promise<Result> {
-  await waitFor(url);
-  await autocannon(['-c', '10', '-d', '2', url]); // warm-up: JIT, pools
-  const max = await maxThroughput(url);
-  const fixed = await fixedRate(url);
-  const result = { name, ...max, fixedP50: fixed.p50, fixedP99: fixed.p99, rssMB: await peakRss(pid) };
-  console.log(`${name.padEnd(22)} ${Math.round(result.rps).toString().padStart(7)} req/s  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms  @1k/s p99 ${result.fixedP99.toFixed(2)} ms  RSS ${result.rssMB?.toFixed(0) ?? '-'} MB`);
-  return result;
+type Target = { name: string; url: string; pid: number | undefined };
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * Every target is measured in every round, in turn, so that the machine's drift hits all of them
+ * alike; each figure is the median over the rounds.
+ */
+async function measureAll(targets: Target[]): Promise<Result[]> {
+  for (const target of targets) {
+    await waitFor(target.url);
+    await autocannon(['-c', '10', '-d', '2', target.url]); // warm-up: JIT, pools
+  }
+  const samples = new Map<string, { rps: number; p50: number; p99: number; fixedP50: number; fixedP99: number }[]>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const target of targets) {
+      const max = await maxThroughput(target.url);
+      const fixed = await fixedRate(target.url);
+      const sample = { rps: max.rps, p50: max.p50, p99: max.p99, fixedP50: fixed.p50, fixedP99: fixed.p99 };
+      samples.set(target.name, [...(samples.get(target.name) ?? []), sample]);
+      console.log(`round ${round}  ${target.name.padEnd(20)} ${Math.round(max.rps).toString().padStart(7)} req/s  p99 ${max.p99.toFixed(2)} ms  @1k/s p99 ${fixed.p99.toFixed(2)} ms`);
+    }
+  }
+  const results: Result[] = [];
+  for (const target of targets) {
+    const runs = samples.get(target.name)!;
+    const pick = (key: keyof (typeof runs)[number]) => median(runs.map((r) => r[key]));
+    results.push({
+      name: target.name,
+      rps: pick('rps'),
+      p50: pick('p50'),
+      p99: pick('p99'),
+      fixedP50: pick('fixedP50'),
+      fixedP99: pick('fixedP99'),
+      rssMB: await peakRss(target.pid),
+    });
+  }
+  return results;
 }
 
 async function main(): Promise<void> {
@@ -106,8 +152,7 @@ async function main(): Promise<void> {
   const upstreamPort = await freePort();
   const upstream = `http://127.0.0.1:${upstreamPort}`;
   start(node, [join(ROOT, 'bench/upstream.ts'), String(upstreamPort)]);
-  const results: Result[] = [];
-  results.push(await measure('direct', `${upstream}/`));
+  const targets: Target[] = [{ name: 'direct', url: `${upstream}/`, pid: undefined }];
 
   const [inbound, outbound, admin] = [await freePort(), await freePort(), await freePort()];
   const meshlet = start(node, [join(ROOT, 'bin/meshlet.js'), 'run', '--config', join(ROOT, 'config/minimal.yaml')], {
@@ -116,11 +161,11 @@ async function main(): Promise<void> {
     MESHLET__OUTBOUND__LISTEN: `127.0.0.1:${outbound}`,
     MESHLET__ADMIN__LISTEN: `127.0.0.1:${admin}`,
   });
-  results.push(await measure('meshlet (inbound)', `http://127.0.0.1:${inbound}/`, meshlet.pid));
+  targets.push({ name: 'meshlet', url: `http://127.0.0.1:${inbound}/`, pid: meshlet.pid });
 
   const baselinePort = await freePort();
   const baseline = start(node, [join(ROOT, 'bench/http-proxy-baseline.ts'), String(baselinePort), upstream]);
-  results.push(await measure('node-http-proxy', `http://127.0.0.1:${baselinePort}/`, baseline.pid));
+  targets.push({ name: 'node-http-proxy', url: `http://127.0.0.1:${baselinePort}/`, pid: baseline.pid });
 
   if (await has('haproxy')) {
     const haproxyPort = await freePort();
@@ -132,21 +177,23 @@ async function main(): Promise<void> {
         `frontend bench\n  bind 127.0.0.1:${haproxyPort}\n  default_backend up\nbackend up\n  http-reuse always\n  server up 127.0.0.1:${upstreamPort}\n`,
     );
     const haproxy = start('haproxy', ['-f', config, '-db']);
-    results.push(await measure('haproxy (1 thread)', `http://127.0.0.1:${haproxyPort}/`, haproxy.pid));
+    targets.push({ name: 'haproxy (1 thread)', url: `http://127.0.0.1:${haproxyPort}/`, pid: haproxy.pid });
   }
 
+  const results = await measureAll(targets);
+
   // 1,000 concurrent connections against meshlet, for its memory target.
-  const crowd = await autocannon(['-c', '1000', '-d', String(SECONDS), `http://127.0.0.1:${inbound}/`]);
+  const crowd = await maxThroughput(`http://127.0.0.1:${inbound}/`, 1000);
   const crowdRss = await peakRss(meshlet.pid);
-  console.log(`meshlet @1000 connections: ${Math.round(crowd.requests.average)} req/s, non-2xx ${crowd.non2xx}, errors ${crowd.errors}, peak RSS ${crowdRss?.toFixed(0)} MB`);
+  console.log(`meshlet @1000 connections: ${Math.round(crowd.rps)} req/s, ${crowd.errors} errors/non-2xx, peak RSS ${crowdRss?.toFixed(0)} MB`);
 
   await writeFile(join(ROOT, 'bench/RESULTS.md'), report(results, crowdRss, crowd));
   console.log('\nwritten to bench/RESULTS.md');
 }
 
-function report(results: Result[], crowdRss: number | null, crowd: AutocannonReport): string {
+function report(results: Result[], crowdRss: number | null, crowd: { rps: number; errors: number }): string {
   const direct = results.find((r) => r.name === 'direct')!;
-  const meshlet = results.find((r) => r.name.startsWith('meshlet'))!;
+  const meshlet = results.find((r) => r.name === 'meshlet')!;
   const baseline = results.find((r) => r.name === 'node-http-proxy')!;
   const rows = results.map(
     (r) =>
@@ -158,7 +205,9 @@ function report(results: Result[], crowdRss: number | null, crowd: AutocannonRep
 
 Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.
 Everything on loopback on the same machine (load generator, proxies, upstream share ${cpus().length} cores), so compare ratios, not absolutes.
-Max throughput: ${SECONDS}s of wrk (2 threads, ${CONNECTIONS} connections, or autocannon if wrk is missing). Fixed rate: autocannon -R ${FIXED_RATE}, 20 connections, ${SECONDS}s.
+Each figure is the median of ${ROUNDS} rounds; in each round every target is measured in turn.
+Max throughput: ${SECONDS}s of wrk (2 threads, ${CONNECTIONS} connections; autocannon if wrk is missing).
+Fixed rate: ${SECONDS}s of hey at ${FIXED_RATE} req/s (10 workers; autocannon -R if hey is missing).
 meshlet runs its default config (access log on, to /dev/null).
 
 | target | req/s | p50 ms | p99 ms | p50 ms @1k/s | p99 ms @1k/s | p99 added @1k/s ms | peak RSS MB | throughput vs node-http-proxy |
@@ -167,8 +216,8 @@ ${rows.join('\n')}
 
 Targets:
 - meshlet throughput >= 1.5x node-http-proxy: **${(meshlet.rps / baseline.rps).toFixed(2)}x** (${meshlet.rps / baseline.rps >= 1.5 ? 'met' : 'not met'})
-- p99 latency added over direct at 1,000 req/s <= 1 ms: **${added.toFixed(2)} ms** (${added <= 1 ? 'met' : 'not met'}; autocannon reports whole milliseconds, so this is coarse)
-- RSS <= 100 MB at 1,000 concurrent connections: **${crowdRss?.toFixed(0)} MB** peak (${(crowdRss ?? Infinity) <= 100 ? 'met' : 'not met'}); ${Math.round(crowd.requests.average)} req/s, ${crowd.non2xx} non-2xx, ${crowd.errors} errors
+- p99 latency added over direct at 1,000 req/s <= 1 ms: **${added.toFixed(2)} ms** (${added <= 1 ? 'met' : 'not met'})
+- RSS <= 100 MB at 1,000 concurrent connections: **${crowdRss?.toFixed(0)} MB** peak (${(crowdRss ?? Infinity) <= 100 ? 'met' : 'not met'}); ${Math.round(crowd.rps)} req/s, ${crowd.errors} errors or non-2xx
 `;
 }
 

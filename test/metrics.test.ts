@@ -26,3 +26,24 @@ test('counter series are shared per label set', async (t) => {
   t.regex(text, /^demo_total\{code="200"\} 2$/m);
   t.regex(text, /^demo_total\{code="503"\} 1$/m);
 });
+
+test('every metric the Grafana dashboards query is one meshlet exports', async (t) => {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const { Metrics } = await import('../src/telemetry/metrics.ts');
+  const metrics = new Metrics({ serviceName: 'dash' });
+  const route = metrics.route('inbound', 'primary');
+  route.completed('GET', 200, 0.01);
+  route.firstByte.observe(0.005);
+  route.localReply('overloaded');
+  metrics.upstreamEndpoints.labels('x', 'healthy').set(1);
+  const exported = await metrics.registry.metrics();
+  const dir = new URL('../dashboards/', import.meta.url);
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.json'));
+  t.true(files.length > 0);
+  for (const file of files) {
+    const text = await readFile(new URL(file, dir), 'utf8');
+    const names = new Set(text.match(/meshlet_[a-z_]+/g));
+    t.true(names.size > 0, file);
+    for (const name of names) t.regex(exported, new RegExp(`^${name}[{ ]`, 'm'), `${file} queries ${name}`);
+  }
+});

@@ -16,9 +16,11 @@ export type MeshletProcess = {
 
 export function spawnMeshlet(t: ExecutionContext, args: string[], env: Record<string, string>): MeshletProcess {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const killIfRunning = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  t.teardown(killIfRunning);
+  process.once('exit', killIfRunning); // also when ava times out and skips teardowns
   const lines: Record<string, unknown>[] = [];
   const waiters: { match: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }[] = [];
   createInterface({ input: child.stdout! }).on('line', (text) => {

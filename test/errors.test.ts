@@ -94,3 +94,38 @@ test('a configured upstream with no endpoints: 503 no_healthy_endpoints', withSi
 }, async (t, { outbound }) => {
   await expectLocalReply(t, `${outbound}/x`, 503, 'no_healthy_endpoints', { headers: { host: 'lonely' } });
 });
+
+test('a client that stalls mid-upload is cut after the idle timeout, and the upstream request cancelled', withSidecar, {
+  upstream: (req) => req.resume(), // reads the body, never answers
+  config: () => ({ inbound: { timeouts: { idle: '300ms' } } }),
+}, async (t, { inbound, upstream, logs }) => {
+  const { connect } = await import('node:net');
+  const socket = connect(Number(new URL(inbound).port), '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write('POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789');
+  while (!upstream.requests.some((r) => r.url === '/upload')) await new Promise((resolve) => upstream.server.once('request', resolve));
+  const upstreamRequest = upstream.requests.find((r) => r.url === '/upload')!;
+  upstreamRequest.on('error', () => {});
+  const started = performance.now();
+  await Promise.all([
+    new Promise((resolve) => socket.on('close', resolve)),
+    new Promise((resolve) => upstreamRequest.on('close', resolve)),
+  ]);
+  const elapsed = performance.now() - started;
+  t.true(elapsed >= 200 && elapsed < 3000, `${elapsed}ms`);
+  const line = await logs.next((l) => l.type === 'access' && l.path === '/upload');
+  t.is(line.status, 499);
+});
+
+test('an upstream that never completes the TCP handshake: 504 upstream_timeout after connect', async (t) => {
+  const { blackholePort } = await import('./helpers/servers.ts');
+  const port = await blackholePort(t);
+  const { outbound } = await startSidecar(t, {
+    config: () => ({ upstreams: { void: { endpoints: [`http://127.0.0.1:${port}`], timeouts: { connect: '300ms' } } } }),
+  });
+  const started = performance.now();
+  const { reply } = await expectLocalReply(t, `${outbound}/x`, 504, 'upstream_timeout', { headers: { host: 'void' } });
+  const elapsed = performance.now() - started;
+  t.regex(reply.error.message, /connect/);
+  t.true(elapsed >= 250 && elapsed < 3000, `${elapsed}ms`);
+});

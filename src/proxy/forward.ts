@@ -7,6 +7,7 @@
  * MeshletError and the rescue stage answers; after it, the client connection is cut, so a truncated
  * body is never presented as complete.
  */
+import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { Timeouts } from '../config/schema.ts';
 import { MeshletError, fromTransportError } from './errors.ts';
@@ -50,12 +51,19 @@ export class ForwardAttempt implements Dispatcher.DispatchHandler {
     ex.endpoint = this.endpoint;
     this.endpoint.inFlight++;
     if (this.timeouts.total > 0) this.totalTimer = setTimeout(onTotalTimeout, this.timeouts.total, this);
+    const hasBody = ex.hasBody;
+    if (hasBody && this.timeouts.idle > 0 && !ex.req.complete) {
+      // A client that stalls mid-upload: Node's server destroys a socket whose timeout fires with no
+      // 'timeout' listener, and the response's 'close' then cancels the upstream request.
+      ex.req.socket.setTimeout(this.timeouts.idle);
+      ex.req.once('end', disarmBodyIdle);
+    }
     this.endpoint.pool.dispatch(
       {
         path: ex.path,
         method: ex.req.method ?? 'GET',
         headers: ex.head.headers,
-        body: ex.hasBody ? ex.req : null,
+        body: hasBody ? ex.req : null,
         headersTimeout: this.timeouts.firstByte,
         bodyTimeout: this.timeouts.idle,
       },
@@ -135,6 +143,10 @@ export class ForwardAttempt implements Dispatcher.DispatchHandler {
 
 function onTotalTimeout(attempt: ForwardAttempt): void {
   attempt.abort(new MeshletError('upstream_timeout', 'the total request timeout passed'));
+}
+
+function disarmBodyIdle(this: IncomingMessage): void {
+  this.socket.setTimeout(0);
 }
 
 function resumeUpstream(this: ProxyResponse): void {

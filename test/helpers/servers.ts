@@ -51,3 +51,21 @@ export async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+/**
+ * A port whose accept queue is full, so new connections hang in SYN (a stand-in for a black-holed
+ * host: loopback cannot drop packets otherwise). Node always accepts, so python3 holds the socket.
+ */
+export async function blackholePort(t: ExecutionContext): Promise<number> {
+  const { spawn } = await import('node:child_process');
+  const { connect } = await import('node:net');
+  const script = 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)';
+  const holder = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => holder.kill());
+  const port = Number(await new Promise<string>((resolve) => holder.stdout!.once('data', (data) => resolve(String(data).trim()))));
+  const filler = connect(port, '127.0.0.1'); // takes the one place in the queue
+  filler.on('error', () => {});
+  await new Promise((resolve) => filler.once('connect', resolve));
+  t.teardown(() => filler.destroy());
+  return port;
+}

@@ -11,9 +11,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from '../examples/free-port.ts';
 
 const exec = promisify(execFile);
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -24,14 +24,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const children: ChildProcess[] = [];
 
 type Result = { name: string; rps: number; p50: number; p99: number; fixedP50: number; fixedP99: number; rssMB: number | null };
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function has(command: string): Promise<boolean> {
   return exec('sh', ['-c', `command -v ${command}`]).then(() => true, () => false);

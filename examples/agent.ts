@@ -36,10 +36,11 @@ async function planner(req: IncomingMessage, res: ServerResponse): Promise<void>
     method: path === '/stream' ? 'GET' : 'POST',
     headers: { host: 'researcher', 'x-request-id': String(req.headers['x-request-id'] ?? '') },
   });
-  res.writeHead(upstream.statusCode, {
-    'content-type': String(upstream.headers['content-type'] ?? 'application/json'),
-    'x-meshlet-error': upstream.headers['x-meshlet-error'] ?? '',
-  });
+  res.statusCode = upstream.statusCode;
+  res.setHeader('content-type', String(upstream.headers['content-type'] ?? 'application/json'));
+  // Pass on why the call failed when the researcher's sidecar answered itself.
+  const meshletError = upstream.headers['x-meshlet-error'];
+  if (meshletError) res.setHeader('x-meshlet-error', meshletError);
   for await (const chunk of upstream.body) res.write(chunk); // relay streams as they come
   res.end();
 }

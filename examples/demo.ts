@@ -9,21 +9,13 @@
  * /metrics, a graceful SIGTERM of both sidecars, and exit.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { request } from 'undici';
+import { freePort } from './free-port.ts';
 
 const CLI = new URL('../bin/meshlet.js', import.meta.url).pathname;
 const AGENT = new URL('./agent.ts', import.meta.url).pathname;
 const children: ChildProcess[] = [];
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 function startAgent(args: string[]): ChildProcess {
   const child = spawn(process.execPath, [AGENT, ...args], { stdio: 'inherit' });

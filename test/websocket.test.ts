@@ -22,7 +22,7 @@ function nextMessage(socket: WebSocket): Promise<string> {
 }
 
 test('WebSocket upgrades are tunnelled both ways through inbound', async (t) => {
-  const { inbound } = await echoSidecar(t);
+  const { inbound, sidecar } = await echoSidecar(t);
   const client = new WebSocket(`${inbound.replace('http', 'ws')}/ws`);
   const greeting = nextMessage(client);
   await once(client, 'open');
@@ -31,6 +31,7 @@ test('WebSocket upgrades are tunnelled both ways through inbound', async (t) => 
   client.send('ping');
   t.is(await echo, 'echo:ping');
   client.close();
+  t.regex(await sidecar.metrics.registry.metrics(), /meshlet_requests_total\{direction="inbound",upstream="primary",method="GET",code="101"[^}]*\} 1/);
 });
 
 test('WebSocket through outbound by Host name', async (t) => {
@@ -86,4 +87,16 @@ test('a WebSocket upgrade to an unknown upstream gets 404 unknown_upstream', asy
   );
   t.is(answer.status, 404);
   t.is(answer.headers['x-meshlet-error'], 'unknown_upstream');
+});
+
+test('a WebSocket upgrade to an unreachable primary gets 502 upstream_unreachable', async (t) => {
+  const { closedPort } = await import('./helpers/servers.ts');
+  const port = await closedPort();
+  const { inbound, sidecar } = await startSidecar(t, { waitReady: false, config: () => ({ inbound: { primary: `http://127.0.0.1:${port}` } }) });
+  const answer = parseHead(
+    await rawExchange(Number(new URL(inbound).port), 'GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'),
+  );
+  t.is(answer.status, 502);
+  t.is(answer.headers['x-meshlet-error'], 'upstream_unreachable');
+  t.regex(await sidecar.metrics.registry.metrics(), /meshlet_local_replies_total\{direction="inbound",upstream="primary",reason="upstream_unreachable"/);
 });

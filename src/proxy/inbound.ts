@@ -51,7 +51,7 @@ export function createInbound(deps: InboundDeps): { listener: Listener; primary:
     routeTo(primary),
   ];
   const pipeline: Handler = compose(stages, forwardToTarget);
-  const upgrade = createUpgradeHandler({ route: () => primary, drain, trustForwarded: inbound.trustForwardedHeaders, logger });
+  const upgrade = createUpgradeHandler({ route: () => primary, drain, trustForwarded: inbound.trustForwardedHeaders, logger, unrouted });
   const listener = new Listener('inbound', inbound.limits, inbound.trustForwardedHeaders, pipeline, upgrade, logger, unrouted);
   return { listener, primary };
 }

@@ -51,6 +51,7 @@ export function createOutbound(deps: OutboundDeps): Listener {
     drain,
     trustForwarded: outbound.trustForwardedHeaders,
     logger,
+    unrouted,
   });
   return new Listener('outbound', outbound.limits, outbound.trustForwardedHeaders, pipeline, upgrade, logger, unrouted);
 }

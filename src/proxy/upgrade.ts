@@ -1,8 +1,9 @@
 /**
  * WebSocket (HTTP/1.1 Upgrade) tunnelling: the one place that talks to http-proxy-3.
  *
- * Hardened beyond the library: the two sockets are linked, so an error or close on either side
- * destroys the other at once, and no socket outlives its peer.
+ * Hardened beyond the library: the two sockets are linked, so that an error on either side destroys
+ * both and a close on one closes the other; no socket outlives its peer. Each upgrade is counted in
+ * `meshlet_requests_total` (code 101 once the tunnel is open, or the local reply's status).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -14,55 +15,75 @@ import { MeshletError, fromTransportError } from './errors.ts';
 import { sendRawLocalReply } from './reply.ts';
 import type { Upstream } from './upstream.ts';
 import type { Drain } from '../health/drain.ts';
+import type { RouteMetrics } from '../telemetry/metrics.ts';
 
 /** Where an upgrade request goes: an upstream, or the error to answer with. */
 export type UpgradeRoute = (req: IncomingMessage) => Upstream | MeshletError;
 
 const FORWARDED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
+const SWITCHING_PROTOCOLS = 101;
+
+type Tunnel = { upstream: Upstream; requestId: string; startedAt: number };
 
 export function createUpgradeHandler(options: {
   route: UpgradeRoute;
   drain: Drain;
   trustForwarded: boolean;
   logger: Logger;
+  unrouted: RouteMetrics;
 }): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const { logger, unrouted } = options;
+  const tunnels = new WeakMap<IncomingMessage, Tunnel>();
+  const open = new WeakSet<Duplex>();
   const proxy = createProxyServer({ ws: true, xfwd: true, xfwdWsProtoAsHttp: true });
-  proxy.on('proxyReqWs', (proxyReq, _req, clientSocket) => {
-    proxyReq.on('upgrade', (_res: IncomingMessage, upstreamSocket: Socket) => link(clientSocket as Socket, upstreamSocket));
+
+  proxy.on('proxyReqWs', (proxyReq, req, clientSocket) => {
+    proxyReq.on('upgrade', (_res: IncomingMessage, upstreamSocket: Socket) => {
+      open.add(clientSocket);
+      link(clientSocket as Socket, upstreamSocket);
+      const tunnel = tunnels.get(req);
+      if (tunnel) tunnel.upstream.route.completed('GET', SWITCHING_PROTOCOLS, (performance.now() - tunnel.startedAt) / 1000);
+    });
   });
   proxy.on('error', (error, req, socket) => {
-    const upstream = (req as IncomingMessage & { meshletUpstream?: string }).meshletUpstream ?? '-';
-    options.logger.warn({ err: error, upstream }, 'websocket tunnel failed');
-    const failure = fromTransportError(error, upstream);
-    if ('writable' in socket && socket.writable && !(socket as Socket & { meshletOpen?: boolean }).meshletOpen) {
-      sendRawLocalReply(socket as Socket, failure, upstream, req.headers['x-request-id'] as string);
-    } else {
-      (socket as Socket).destroy();
+    const tunnel = tunnels.get(req);
+    const name = tunnel?.upstream.name ?? '-';
+    logger.warn({ err: error, upstream: name, requestId: tunnel?.requestId }, 'websocket tunnel failed');
+    if (open.has(socket as Duplex)) {
+      (socket as Duplex).destroy();
+      return;
     }
+    reject(tunnel?.upstream.route ?? unrouted, socket as Duplex, fromTransportError(error, name), name, tunnel?.requestId ?? '-');
   });
 
   return function tunnel(req, socket, head) {
     socket.on('error', destroySelf);
     if (!req.headers['x-request-id']) req.headers['x-request-id'] = randomUUID();
-    const requestId = req.headers['x-request-id'] as string;
+    const requestId = String(req.headers['x-request-id']);
     if (options.drain.draining) {
-      sendRawLocalReply(socket, new MeshletError('draining', 'meshlet is shutting down'), '-', requestId);
+      reject(unrouted, socket, new MeshletError('draining', 'meshlet is shutting down'), '-', requestId);
       return;
     }
     const target = options.route(req);
     if (target instanceof MeshletError) {
-      sendRawLocalReply(socket, target, '-', requestId);
+      reject(unrouted, socket, target, '-', requestId);
       return;
     }
     const endpoint = target.pickEndpoint();
     if (endpoint === undefined) {
-      sendRawLocalReply(socket, new MeshletError('no_healthy_endpoints', `no endpoint for ${target.name}`), target.name, requestId);
+      reject(target.route, socket, new MeshletError('no_healthy_endpoints', `no endpoint for ${target.name}`), target.name, requestId);
       return;
     }
     if (!options.trustForwarded) for (const name of FORWARDED) delete req.headers[name];
-    (req as IncomingMessage & { meshletUpstream?: string }).meshletUpstream = target.name;
+    tunnels.set(req, { upstream: target, requestId, startedAt: performance.now() });
     proxy.ws(req, socket, head, { target: endpoint.url, changeOrigin: true });
   };
+}
+
+function reject(route: RouteMetrics, socket: Duplex, failure: MeshletError, upstream: string, requestId: string): void {
+  route.localReply(failure.code);
+  route.completed('GET', failure.status, 0);
+  sendRawLocalReply(socket, failure, upstream, requestId);
 }
 
 /**
@@ -70,7 +91,6 @@ export function createUpgradeHandler(options: {
  * WebSocket close frame still goes out); when one fails, both are destroyed at once.
  */
 function link(client: Socket, upstream: Socket): void {
-  (client as Socket & { meshletOpen?: boolean }).meshletOpen = true;
   const destroyBoth = () => {
     client.destroy();
     upstream.destroy();

@@ -44,13 +44,7 @@ export async function startUpstream(t: ExecutionContext, handler?: RequestHandle
 }
 
 /** A port on which nothing listens (bound, then closed). */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort as closedPort } from '../../examples/free-port.ts';
 
 /**
  * A port whose accept queue is full, so new connections hang in SYN (a stand-in for a black-holed

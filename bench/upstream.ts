@@ -2,7 +2,12 @@
 import { createServer } from 'node:http';
 
 const body = JSON.stringify({ ok: true, model: 'bench', tokens: 42 });
-const server = createServer((_req, res) => {
+/** `/slow` answers after a second, like a model call: for measuring many requests held in flight. */
+const server = createServer((req, res) => {
+  if (req.url === '/slow') {
+    setTimeout(() => res.end(body), 1000);
+    return;
+  }
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 });

@@ -56,3 +56,22 @@ test('a config that fails validation stops `meshlet run` with the problems', asy
   const meshlet = spawnMeshlet(t, ['run', '--config', 'config/minimal.yaml'], { MESHLET__INBOUND__LISTEN: 'nowhere' });
   t.is(await meshlet.exit, 1);
 });
+
+test('drain timeout: a request that never finishes is cut and the process still exits 0', async (t) => {
+  const upstream = await startUpstream(t, () => {
+    /* never answers */
+  });
+  const meshlet = spawnMeshlet(t, ['run', '--config', 'config/minimal.yaml'], { ...env(upstream.url), MESHLET__SERVICE__DRAINTIMEOUT: '500ms' });
+  const inbound = `http://${await meshlet.listening('inbound')}`;
+  const stuck = request(`${inbound}/forever`).then(
+    () => 'answered',
+    () => 'cut',
+  );
+  while (!upstream.requests.some((r) => r.url === '/forever')) await new Promise((resolve) => upstream.server.once('request', resolve));
+  const started = performance.now();
+  meshlet.child.kill('SIGINT');
+  t.is(await meshlet.exit, 0);
+  const elapsed = performance.now() - started;
+  t.true(elapsed >= 450 && elapsed < 5000, `${elapsed}ms`);
+  t.is(await stuck, 'cut');
+});

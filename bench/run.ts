@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: meshlet against its peers, in one run, on loopback, with bounded load.
  *
- * Targets: the upstream directly; meshlet (default config, access log on, to /dev/null); a bare
- * node-http-proxy with a keep-alive agent; HAProxy when installed. For each: max throughput (wrk if
+ * Targets: the upstream directly; meshlet (default config, access log on, to /dev/null); the least
+ * undici forwarder (the floor for a Node proxy); a bare node-http-proxy with a keep-alive agent;
+ * HAProxy when installed. For each: max throughput (wrk if
  * installed, else autocannon), latency at a fixed 1,000 requests/s (hey if installed, else
  * autocannon -R), and peak RSS; medians over interleaved rounds. meshlet alone also takes 1,000
  * concurrent connections for its RSS target. Results go to stdout and bench/RESULTS.md with the
@@ -155,6 +156,10 @@ async function main(): Promise<void> {
   });
   targets.push({ name: 'meshlet', url: `http://127.0.0.1:${inbound}/`, pid: meshlet.pid });
 
+  const floorPort = await freePort();
+  const floor = start(node, [join(ROOT, 'bench/undici-floor.ts'), String(floorPort), upstream]);
+  targets.push({ name: 'undici floor', url: `http://127.0.0.1:${floorPort}/`, pid: floor.pid });
+
   const baselinePort = await freePort();
   const baseline = start(node, [join(ROOT, 'bench/http-proxy-baseline.ts'), String(baselinePort), upstream]);
   targets.push({ name: 'node-http-proxy', url: `http://127.0.0.1:${baselinePort}/`, pid: baseline.pid });
@@ -187,6 +192,7 @@ function report(results: Result[], crowdRss: number | null, crowd: { rps: number
   const direct = results.find((r) => r.name === 'direct')!;
   const meshlet = results.find((r) => r.name === 'meshlet')!;
   const baseline = results.find((r) => r.name === 'node-http-proxy')!;
+  const floorResult = results.find((r) => r.name === 'undici floor')!;
   const rows = results.map(
     (r) =>
       `| ${r.name} | ${Math.round(r.rps)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.fixedP50.toFixed(2)} | ${r.fixedP99.toFixed(2)} | ` +
@@ -208,7 +214,7 @@ ${rows.join('\n')}
 
 Targets:
 - meshlet throughput >= 1.5x node-http-proxy: **${(meshlet.rps / baseline.rps).toFixed(2)}x** (${meshlet.rps / baseline.rps >= 1.5 ? 'met' : 'not met'})
-- p99 latency added over direct at 1,000 req/s <= 1 ms: **${added.toFixed(2)} ms** (${added <= 1 ? 'met' : 'not met'})
+- p99 latency added over direct at 1,000 req/s <= 1 ms: **${added.toFixed(2)} ms** (${added <= 1 ? 'met' : 'not met'}; the undici floor adds ${(floorResult.fixedP99 - direct.fixedP99).toFixed(2)} ms)
 - RSS <= 100 MB at 1,000 concurrent connections: **${crowdRss?.toFixed(0)} MB** peak (${(crowdRss ?? Infinity) <= 100 ? 'met' : 'not met'}); ${Math.round(crowd.rps)} req/s, ${crowd.errors} errors or non-2xx
 `;
 }

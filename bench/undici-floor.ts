@@ -15,6 +15,7 @@ class Relay implements Dispatcher.DispatchHandler {
   constructor(res: ServerResponse) {
     this.res = res;
   }
+  onRequestStart(): void {}
   onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>): void {
     const out: string[] = [];
     for (const name in headers) {

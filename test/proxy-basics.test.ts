@@ -224,3 +224,32 @@ export function rawGet(base: string, path: string, headers: Record<string, strin
     req.end();
   });
 }
+
+test('Expect: 100-continue is answered by meshlet and the body forwarded', withSidecar, {
+  upstream: (req, res) => {
+    let size = 0;
+    req.on('data', (chunk: Buffer) => (size += chunk.length));
+    req.on('end', () => res.end(`${req.headers.expect ?? 'no-expect'} ${size}`));
+  },
+}, async (t, { inbound }) => {
+  const url = new URL(inbound);
+  const answer = await new Promise<{ status: number; body: string; sawContinue: boolean }>((resolve, reject) => {
+    let sawContinue = false;
+    const req = httpRequest({ host: url.hostname, port: url.port, path: '/upload', method: 'POST', headers: { expect: '100-continue', 'content-length': 5 } });
+    req.on('continue', () => {
+      sawContinue = true;
+      req.end('hello');
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, sawContinue }));
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+  t.true(answer.sawContinue);
+  t.is(answer.status, 200);
+  t.is(answer.body, 'no-expect 5');
+});

@@ -58,17 +58,22 @@ export class ForwardAttempt implements Dispatcher.DispatchHandler {
       ex.req.socket.setTimeout(this.timeouts.idle);
       ex.req.once('end', disarmBodyIdle);
     }
-    this.endpoint.pool.dispatch(
-      {
-        path: ex.path,
-        method: ex.req.method ?? 'GET',
-        headers: ex.head.headers,
-        body: hasBody ? ex.req : null,
-        headersTimeout: this.timeouts.firstByte,
-        bodyTimeout: this.timeouts.idle,
-      },
-      this,
-    );
+    try {
+      this.endpoint.pool.dispatch(
+        {
+          path: ex.path,
+          method: ex.req.method ?? 'GET',
+          headers: ex.head.headers,
+          body: hasBody ? ex.req : null,
+          headersTimeout: this.timeouts.firstByte,
+          bodyTimeout: this.timeouts.idle,
+        },
+        this,
+      );
+    } catch (error) {
+      // undici refuses some requests synchronously (a header value it will not send, say).
+      this.onResponseError(null, error as Error);
+    }
     return this.settled.promise;
   }
 
@@ -112,7 +117,7 @@ export class ForwardAttempt implements Dispatcher.DispatchHandler {
     this.settled.resolve();
   }
 
-  onResponseError(_controller: Controller, error: Error): void {
+  onResponseError(_controller: Controller | null, error: Error): void {
     const ex = this.ex;
     this.finish();
     if (ex.clientGone || error === CLIENT_GONE) {

@@ -17,6 +17,8 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+/** Node's server has already answered `Expect: 100-continue` itself; the upstream gets the body at once. */
+const ANSWERED_HERE = 'expect';
 const COMMA = /\s*,\s*/;
 
 /** What one scan of the client's raw headers yields: everything the request path needs. */
@@ -58,7 +60,7 @@ export function scanRequestHead(req: IncomingMessage, trustForwarded: boolean): 
     }
     if (lower === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     if (lower === 'content-length') contentLength = value; // the parser refuses duplicates
-    if (HOP_BY_HOP.has(lower) || (listed !== null && listed.has(lower))) continue;
+    if (HOP_BY_HOP.has(lower) || lower === ANSWERED_HERE || (listed !== null && listed.has(lower))) continue;
     if (FORWARDED.has(lower)) {
       if (trustForwarded) {
         if (lower === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;

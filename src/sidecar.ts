@@ -42,6 +42,7 @@ export class Sidecar {
   readonly probe: PrimaryProbe;
   addresses: { inbound: AddressInfo; outbound: AddressInfo; admin: AddressInfo } | null = null;
   private stopping: Promise<void> | null = null;
+  private readonly accessLog: AccessLog | null;
   readonly config: MeshletConfig;
 
   constructor(config: MeshletConfig, options: SidecarOptions = {}) {
@@ -51,7 +52,8 @@ export class Sidecar {
     const destination = options.logDestination ?? pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: LOG_FLUSH_MS });
     this.logger = pino({ base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
     this.metrics = new Metrics({ serviceName: config.service.name, processMetrics: options.processMetrics });
-    const accessLog = config.telemetry.accessLog.enabled ? new AccessLog(destination, config.service.name) : null;
+    this.accessLog = config.telemetry.accessLog.enabled ? new AccessLog(destination, config.service.name) : null;
+    const accessLog = this.accessLog;
     const deps = { config, metrics: this.metrics, logger: this.logger, accessLog, drain: this.drain };
     const inbound = createInbound(deps);
     this.inbound = inbound.listener;
@@ -116,6 +118,7 @@ export class Sidecar {
     this.admin.close();
     this.admin.closeAllConnections();
     await Promise.all([this.primary.close(), this.upstreams.close()]);
+    this.accessLog?.close();
     await new Promise<void>((resolve) => this.logger.flush(() => resolve()));
   }
 }

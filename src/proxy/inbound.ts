@@ -52,7 +52,15 @@ export function createInbound(deps: InboundDeps): { listener: Listener; primary:
   ];
   const pipeline: Handler = compose(stages, forwardToTarget);
   const upgrade = createUpgradeHandler({ route: () => primary, drain, trustForwarded: inbound.trustForwardedHeaders, logger, unrouted });
-  const listener = new Listener('inbound', inbound.limits, inbound.trustForwardedHeaders, pipeline, upgrade, logger, unrouted);
+  const listener = new Listener({
+    name: 'inbound',
+    limits: inbound.limits,
+    trustForwarded: inbound.trustForwardedHeaders,
+    pipeline,
+    upgrade,
+    logger,
+    unrouted,
+  });
   return { listener, primary };
 }
 

@@ -36,24 +36,26 @@ export class Listener {
   private readonly logger: Logger;
   private readonly unrouted: RouteMetrics;
 
-  constructor(
-    name: 'inbound' | 'outbound',
-    limits: ListenerLimits,
-    trustForwarded: boolean,
-    pipeline: Handler,
-    upgrade: UpgradeHandler,
-    logger: Logger,
-    unrouted: RouteMetrics,
-  ) {
-    this.unrouted = unrouted;
-    this.name = name;
-    this.trustForwarded = trustForwarded;
-    this.logger = logger;
+  constructor(options: {
+    name: 'inbound' | 'outbound';
+    limits: ListenerLimits;
+    trustForwarded: boolean;
+    pipeline: Handler;
+    upgrade: UpgradeHandler;
+    logger: Logger;
+    /** Where requests refused before routing are counted. */
+    unrouted: RouteMetrics;
+  }) {
+    const { limits, pipeline, upgrade } = options;
+    this.unrouted = options.unrouted;
+    this.name = options.name;
+    this.trustForwarded = options.trustForwarded;
+    this.logger = options.logger;
     this.run = async (ex) => {
       try {
         await pipeline(ex);
       } finally {
-        this.finished(ex);
+        this.finished();
       }
     };
     this.server = createServer(
@@ -91,9 +93,8 @@ export class Listener {
     Promise.resolve(ex).then(this.run);
   }
 
-  private finished(ex: Exchange): void {
+  private finished(): void {
     this.active--;
-    if (this.draining) ex.res.shouldKeepAlive = false;
     if (this.active === 0 && this.idleWaiter !== null) this.idleWaiter.resolve();
   }
 

@@ -53,7 +53,15 @@ export function createOutbound(deps: OutboundDeps): Listener {
     logger,
     unrouted,
   });
-  return new Listener('outbound', outbound.limits, outbound.trustForwardedHeaders, pipeline, upgrade, logger, unrouted);
+  return new Listener({
+    name: 'outbound',
+    limits: outbound.limits,
+    trustForwarded: outbound.trustForwardedHeaders,
+    pipeline,
+    upgrade,
+    logger,
+    unrouted,
+  });
 }
 
 function routeByName(upstreams: UpstreamTable): Stage {

@@ -88,8 +88,12 @@ export class Listener {
     this.active++;
     const ex = new Exchange(req, res, this.trustForwarded);
     if (this.draining) res.shouldKeepAlive = false;
-    // One microtask before the pipeline: if the parser rejects the body bytes that arrived with this
-    // head, its clientError runs first, and the framing stage sees the dead socket and forwards nothing.
+    if (ex.head.transferEncoding === undefined) {
+      void this.run(ex);
+      return;
+    }
+    // A chunked body: one microtask before the pipeline, so that if the parser rejects the chunks that
+    // arrived with this head, its clientError runs first and the framing stage forwards nothing.
     Promise.resolve(ex).then(this.run);
   }
 

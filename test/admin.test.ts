@@ -61,7 +61,7 @@ test('/config shows the effective config with secrets redacted', withSidecar, {
 test('/upstreams lists every upstream with endpoints and in-flight counts', withSidecar, {}, async (t, { admin, upstream }) => {
   const body = (await (await request(`${admin}/upstreams`)).body.json()) as {
     primary: { name: string };
-    upstreams: { name: string; endpoints: { url: string; inFlight: number }[]; breaker: { state: string } }[];
+    upstreams: { name: string; endpoints: { url: string; inFlight: number }[] }[];
   };
   t.is(body.primary.name, 'primary');
   t.deepEqual(body.upstreams.map((u) => u.name), ['echo']);
@@ -72,4 +72,18 @@ test('/upstreams lists every upstream with endpoints and in-flight counts', with
 test('unknown admin paths are 404, wrong methods 405', withSidecar, {}, async (t, { admin }) => {
   t.is((await request(`${admin}/nope`)).statusCode, 404);
   t.is((await request(`${admin}/metrics`, { method: 'POST' })).statusCode, 405);
+});
+
+test('/upstreams counts a request in flight on its endpoint', withSidecar, {
+  upstream: (req, res) => {
+    if (req.url !== '/hold') res.end('ok');
+  },
+}, async (t, { admin, outbound, upstream }) => {
+  const held = request(`${outbound}/hold`, { headers: { host: 'echo' } }).catch(() => undefined);
+  while (!upstream.requests.some((r) => r.url === '/hold')) await new Promise((resolve) => upstream.server.once('request', resolve));
+  const body = (await (await request(`${admin}/upstreams`)).body.json()) as { upstreams: { inFlight: number; endpoints: { inFlight: number }[] }[] };
+  t.is(body.upstreams[0]!.inFlight, 1);
+  t.is(body.upstreams[0]!.endpoints[0]!.inFlight, 1);
+  upstream.server.closeAllConnections();
+  await held;
 });

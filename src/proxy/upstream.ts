@@ -28,13 +28,12 @@ export class Upstream {
     return this.balancer.pick(this.endpoints);
   }
 
-  /** What GET /upstreams shows. */
+  /** What GET /upstreams shows. (Ejection and breakers come with outlier detection and circuit breaking.) */
   describe(): object {
     return {
       name: this.name,
-      endpoints: this.endpoints.map((e) => ({ url: e.url, health: 'healthy', ejected: false, inFlight: e.inFlight })),
+      endpoints: this.endpoints.map((e) => ({ url: e.url, ejected: false, inFlight: e.inFlight })),
       inFlight: this.endpoints.reduce((sum, e) => sum + e.inFlight, 0),
-      breaker: { state: 'closed' },
     };
   }
 

@@ -97,7 +97,8 @@ export function scanRequestHead(req: IncomingMessage, trustForwarded: boolean): 
  */
 export function responseHeaders(upstream: Record<string, string | string[] | undefined>, requestId: string): string[] {
   const connection = upstream.connection;
-  const listed = connection === undefined ? null : tokens(connection);
+  // Almost every response says just `keep-alive` or `close`, which name no other header.
+  const listed = connection === undefined || connection === 'keep-alive' || connection === 'close' ? null : tokens(connection);
   const headers: string[] = [];
   let hasRequestId = false;
   for (const name in upstream) {
@@ -116,7 +117,9 @@ function connectionListed(raw: string[]): Set<string> | null {
   let listed: Set<string> | null = null;
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
-    for (const token of tokens(raw[i + 1]!)) (listed ??= new Set()).add(token);
+    const value = raw[i + 1]!;
+    if (value === 'keep-alive' || value === 'close') continue;
+    for (const token of tokens(value)) (listed ??= new Set()).add(token);
   }
   return listed;
 }

@@ -54,6 +54,11 @@ export class Listener {
     this.run = async (ex) => {
       try {
         await pipeline(ex);
+      } catch (error) {
+        // Rescue answers every request error; this is a bug in meshlet. One request must not take the
+        // process down with it.
+        this.logger.error({ err: error, requestId: ex.requestId }, 'request pipeline failed');
+        ex.res.destroy();
       } finally {
         this.finished();
       }

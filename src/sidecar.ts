@@ -54,8 +54,7 @@ export class Sidecar {
     this.logger = pino({ base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
     this.metrics = new Metrics({ serviceName: config.service.name, processMetrics: options.processMetrics });
     this.accessLog = config.telemetry.accessLog.enabled ? new AccessLog(destination, config.service.name) : null;
-    const accessLog = this.accessLog;
-    const deps = { config, metrics: this.metrics, logger: this.logger, accessLog, drain: this.drain };
+    const deps = { config, metrics: this.metrics, logger: this.logger, accessLog: this.accessLog, drain: this.drain };
     const inbound = createInbound(deps);
     this.inbound = inbound.listener;
     this.primary = inbound.primary;

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { request } from 'undici';
-import { closedPort } from './helpers/servers.ts';
+import { connect } from 'node:net';
+import { blackholePort, closedPort } from './helpers/servers.ts';
 import { startSidecar, withSidecar } from './helpers/with-sidecar.ts';
 
 type Reply = { error: { code: string; message: string; upstream: string; requestId: string } };
@@ -99,7 +100,6 @@ test('a client that stalls mid-upload is cut after the idle timeout, and the ups
   upstream: (req) => req.resume(), // reads the body, never answers
   config: () => ({ inbound: { timeouts: { idle: '300ms' } } }),
 }, async (t, { inbound, upstream, logs }) => {
-  const { connect } = await import('node:net');
   const socket = connect(Number(new URL(inbound).port), '127.0.0.1');
   socket.on('error', () => {});
   socket.write('POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789');
@@ -118,7 +118,6 @@ test('a client that stalls mid-upload is cut after the idle timeout, and the ups
 });
 
 test('an upstream that never completes the TCP handshake: 504 upstream_timeout after connect', async (t) => {
-  const { blackholePort } = await import('./helpers/servers.ts');
   const port = await blackholePort(t);
   const { outbound } = await startSidecar(t, {
     config: () => ({ upstreams: { void: { endpoints: [`http://127.0.0.1:${port}`], timeouts: { connect: '300ms' } } } }),

@@ -1,5 +1,7 @@
 import test from 'ava';
 import { Registry } from 'prom-client';
+import { readdir, readFile } from 'node:fs/promises';
+import { Metrics } from '../src/telemetry/metrics.ts';
 import { CounterFamily, HistogramFamily } from '../src/telemetry/series.ts';
 
 test('histogram series export cumulative buckets, sum and count in Prometheus text', async (t) => {
@@ -28,8 +30,6 @@ test('counter series are shared per label set', async (t) => {
 });
 
 test('every metric the Grafana dashboards query is one meshlet exports', async (t) => {
-  const { readdir, readFile } = await import('node:fs/promises');
-  const { Metrics } = await import('../src/telemetry/metrics.ts');
   const metrics = new Metrics({ serviceName: 'dash' });
   const route = metrics.route('inbound', 'primary');
   route.completed('GET', 200, 0.01);

@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import { withSidecar } from './helpers/with-sidecar.ts';
+import { startUpstream } from './helpers/servers.ts';
+import { startSidecar, withSidecar } from './helpers/with-sidecar.ts';
 
 const body = randomBytes(8 * 1024 * 1024);
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -52,22 +53,19 @@ test('a chunked upload of unknown length streams through', withSidecar, {
   t.is(await res.body.text(), `chunked ${sha256(body)}`);
 });
 
-/** The upstream writes the next SSE event only after the client has received the previous one. */
-function sseUpstream(gate: { received: Array<PromiseWithResolvers<void>> }) {
-  return async (req: IncomingMessage, res: import('node:http').ServerResponse) => {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    for (let i = 0; i < 3; i++) {
-      res.write(`data: token-${i}\n\n`);
-      await gate.received[i]!.promise;
-    }
-    res.end();
-  };
-}
-
 test('SSE events reach the client one by one, not at the end', async (t) => {
-  const gate = { received: [0, 1, 2].map(() => Promise.withResolvers<void>()) };
-  const { startSidecar } = await import('./helpers/with-sidecar.ts');
-  const { inbound } = await startSidecar(t, { upstream: (req, res) => void sseUpstream(gate)(req, res) });
+  const received = [0, 1, 2].map(() => Promise.withResolvers<void>());
+  // The upstream writes the next event only after the client has received the previous one.
+  const { inbound } = await startSidecar(t, {
+    upstream: async (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+      for (let i = 0; i < 3; i++) {
+        res.write(`data: token-${i}\n\n`);
+        await received[i]!.promise;
+      }
+      res.end();
+    },
+  });
   const res = await request(`${inbound}/events`, { headers: { accept: 'text/event-stream' } });
   t.is(res.headers['content-type'], 'text/event-stream');
   const seen: string[] = [];
@@ -76,7 +74,7 @@ test('SSE events reach the client one by one, not at the end', async (t) => {
     // the upstream would never send event 1 and this test would time out.
     for (const event of String(chunk).split('\n\n').filter(Boolean)) {
       seen.push(event);
-      gate.received[seen.length - 1]?.resolve();
+      received[seen.length - 1]?.resolve();
     }
   }
   t.deepEqual(seen, ['data: token-0', 'data: token-1', 'data: token-2']);
@@ -187,8 +185,6 @@ test('outbound routes absolute-form requests (HTTP_PROXY clients)', withSidecar,
 });
 
 test('outbound round-robins over several endpoints', async (t) => {
-  const { startUpstream } = await import('./helpers/servers.ts');
-  const { startSidecar } = await import('./helpers/with-sidecar.ts');
   const second = await startUpstream(t, (_req, res) => res.end('second'));
   const { outbound } = await startSidecar(t, {
     upstream: (_req, res) => res.end('first'),

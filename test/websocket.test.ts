@@ -1,6 +1,7 @@
 import test from 'ava';
 import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from 'ws';
+import { closedPort } from './helpers/servers.ts';
 import { startSidecar } from './helpers/with-sidecar.ts';
 import { parseHead, rawExchange } from './helpers/raw.ts';
 
@@ -90,7 +91,6 @@ test('a WebSocket upgrade to an unknown upstream gets 404 unknown_upstream', asy
 });
 
 test('a WebSocket upgrade to an unreachable primary gets 502 upstream_unreachable', async (t) => {
-  const { closedPort } = await import('./helpers/servers.ts');
   const port = await closedPort();
   const { inbound, sidecar } = await startSidecar(t, { waitReady: false, config: () => ({ inbound: { primary: `http://127.0.0.1:${port}` } }) });
   const answer = parseHead(

@@ -19,9 +19,9 @@ async function handle(routes: AdminRoutes, req: IncomingMessage, res: ServerResp
   const route = routes[`${req.method} ${path}`];
   let reply: AdminReply;
   if (route === undefined) {
-    const known = Object.keys(routes).some((key) => key.endsWith(` ${path}`));
-    reply = known
-      ? { status: 405, body: { error: `use ${Object.keys(routes).filter((k) => k.endsWith(` ${path}`)).join(' or ')}` } }
+    const allowed = Object.keys(routes).filter((key) => key.endsWith(` ${path}`));
+    reply = allowed.length > 0
+      ? { status: 405, body: { error: `use ${allowed.join(' or ')}` } }
       : { status: 404, body: { error: 'not found', endpoints: Object.keys(routes) } };
   } else {
     try {

@@ -65,7 +65,8 @@ function resolvePolicy(defaults: object | undefined, override: object | undefine
   return policySchema.parse(deepMerge(defaults ?? {}, overrides));
 }
 
-function deepMerge(base: unknown, over: unknown): unknown {
+/** `over` laid over `base`, object by object; arrays and scalars in `over` replace. */
+export function deepMerge(base: unknown, over: unknown): unknown {
   if (!isPlainObject(base) || !isPlainObject(over)) return over === undefined ? base : over;
   const merged: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(over)) merged[key] = deepMerge(base[key], value);

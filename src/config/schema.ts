@@ -167,8 +167,6 @@ export const configSchema = z.strictObject({
     .prefault({}),
 });
 
-/** The config as written (YAML input). */
-export type ConfigInput = z.input<typeof configSchema>;
 /** The parsed config: every default filled, durations in ms, sizes in bytes. */
 export type Config = z.output<typeof configSchema>;
 export type Policy = z.output<typeof policySchema>;

@@ -26,12 +26,3 @@ export function parseSize(text: string): number | undefined {
   if (!match) return undefined;
   return Number(match[1]) * SIZE_BYTES[match[2]!]!;
 }
-
-/** The inverse of parseDuration, for showing effective config to humans. */
-export function formatDuration(ms: number): string {
-  if (ms === 0) return '0';
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}

@@ -88,7 +88,7 @@ export class ForwardAttempt implements Dispatcher.DispatchHandler {
     if (this.pendingAbort !== null) controller.abort(this.pendingAbort);
   }
 
-  onResponseStart(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
+  onResponseStart(_controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     // 1xx: Node has already answered the client's Expect itself; interim responses are not relayed.
     if (statusCode < 200) return;
     const ex = this.ex;

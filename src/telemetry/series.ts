@@ -61,33 +61,30 @@ export class CounterSeries {
   }
 }
 
-export class CounterFamily extends Family<CounterSeries> {
-  readonly type = 'counter' as const;
-  protected create(): CounterSeries {
-    return new CounterSeries();
-  }
-  protected samples(labels: Labels, series: CounterSeries): Sample[] {
-    return [{ value: series.value, labels }];
-  }
-}
-
-export class GaugeSeries {
-  value = 0;
-  inc(): void {
-    this.value++;
-  }
+export class GaugeSeries extends CounterSeries {
   dec(): void {
     this.value--;
   }
 }
 
-export class GaugeFamily extends Family<GaugeSeries> {
+/** Families whose series are one number each. */
+abstract class ValueFamily<S extends CounterSeries> extends Family<S> {
+  protected samples(labels: Labels, series: S): Sample[] {
+    return [{ value: series.value, labels }];
+  }
+}
+
+export class CounterFamily extends ValueFamily<CounterSeries> {
+  readonly type = 'counter' as const;
+  protected create(): CounterSeries {
+    return new CounterSeries();
+  }
+}
+
+export class GaugeFamily extends ValueFamily<GaugeSeries> {
   readonly type = 'gauge' as const;
   protected create(): GaugeSeries {
     return new GaugeSeries();
-  }
-  protected samples(labels: Labels, series: GaugeSeries): Sample[] {
-    return [{ value: series.value, labels }];
   }
 }
 

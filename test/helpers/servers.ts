@@ -2,7 +2,8 @@
  * Real servers on port 0 for tests, closed by the test's teardown.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
+import { connect, type AddressInfo } from 'node:net';
 import type { ExecutionContext } from 'ava';
 
 export type Upstream = {
@@ -51,8 +52,6 @@ export { freePort as closedPort } from '../../examples/free-port.ts';
  * host: loopback cannot drop packets otherwise). Node always accepts, so python3 holds the socket.
  */
 export async function blackholePort(t: ExecutionContext): Promise<number> {
-  const { spawn } = await import('node:child_process');
-  const { connect } = await import('node:net');
   const script = 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)';
   const holder = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   t.teardown(() => holder.kill());

@@ -6,19 +6,25 @@
  */
 import { Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
-import { parseConfig } from '../../src/config/load.ts';
+import { deepMerge, parseConfig } from '../../src/config/load.ts';
 import { Sidecar } from '../../src/sidecar.ts';
 import { startUpstream, type RequestHandler, type Upstream } from './servers.ts';
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 
-/** A pino destination the test owns: every JSON line, parsed, and a way to await one. */
+/**
+ * A log destination the test owns (in-process pino, or a child's stdout piped in): every JSON line,
+ * parsed, and a way to await one. Chunks may end mid-line; the rest waits for the next chunk.
+ */
 export class LogSink extends Writable {
   readonly lines: LogLine[] = [];
   private waiters: { match: (line: LogLine) => boolean; resolve: (line: LogLine) => void }[] = [];
+  private partial = '';
 
   override _write(chunk: Buffer, _encoding: string, callback: () => void): void {
-    for (const text of chunk.toString().split('\n')) {
+    const texts = (this.partial + chunk.toString()).split('\n');
+    this.partial = texts.pop() ?? '';
+    for (const text of texts) {
       if (text === '') continue;
       const line = JSON.parse(text) as LogLine;
       this.lines.push(line);
@@ -96,17 +102,3 @@ export const withSidecar = test.macro(
     await body(t, await startSidecar(t, options));
   },
 );
-
-function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
-  const merged: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(over)) {
-    const current = merged[key];
-    merged[key] =
-      isObject(current) && isObject(value) ? deepMerge(current, value) : value;
-  }
-  return merged;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}

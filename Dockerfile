@@ -1,5 +1,12 @@
 # syntax=docker/dockerfile:1
-# meshlet sidecar image: Node 24 runs the TypeScript sources directly (type stripping).
+# meshlet sidecar image: the TypeScript sources compiled to dist/, run on Node 24.
+
+FROM node:24-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json
 
 FROM node:24-slim AS deps
 WORKDIR /app
@@ -13,7 +20,7 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
-COPY src ./src
+COPY --from=build /app/dist ./dist
 COPY config ./config
 USER node
 # inbound, outbound, admin

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
 rounds=${1:-4}
+npm run build --silent
 port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 up=$(port); floor=$(port); inbound=$(port); outbound=$(port); admin=$(port)
 pids=()

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import test from 'ava';
 import { request } from 'undici';
 import { startUpstream } from './helpers/servers.ts';
@@ -74,4 +75,18 @@ test('drain timeout: a request that never finishes is cut and the process still 
   const elapsed = performance.now() - started;
   t.true(elapsed >= 450 && elapsed < 5000, `${elapsed}ms`);
   t.is(await stuck, 'cut');
+});
+
+test('meshlet runs with 8 MB young-generation semi-spaces, unless NODE_OPTIONS chose a size', async (t) => {
+  const upstream = await startUpstream(t);
+  const cmdline = async (extra: Record<string, string>) => {
+    const meshlet = spawnMeshlet(t, ['run', '--config', 'config/minimal.yaml'], { ...env(upstream.url), ...extra });
+    await meshlet.listening('inbound');
+    const argv = (await readFile(`/proc/${meshlet.child.pid}/cmdline`, 'utf8')).split('\0');
+    meshlet.child.kill('SIGTERM');
+    t.is(await meshlet.exit, 0, 'the re-executed process still drains and exits 0 on SIGTERM');
+    return argv;
+  };
+  t.true((await cmdline({})).includes('--max-semi-space-size=8'));
+  t.false((await cmdline({ NODE_OPTIONS: '--max-semi-space-size=16' })).some((arg) => arg.startsWith('--max-semi-space-size')));
 });

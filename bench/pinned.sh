@@ -13,8 +13,8 @@ port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=
 up=$(port); floor=$(port); inbound=$(port); outbound=$(port); admin=$(port)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null' EXIT
-taskset -c 1 node bench/upstream.ts "$up" & pids+=($!)
-taskset -c 0 node bench/undici-floor.ts "$floor" "http://127.0.0.1:$up" & pids+=($!)
+taskset -c 1 node bench/upstream.js "$up" & pids+=($!)
+taskset -c 0 node bench/undici-floor.js "$floor" "http://127.0.0.1:$up" & pids+=($!)
 MESHLET__INBOUND__LISTEN="127.0.0.1:$inbound" MESHLET__OUTBOUND__LISTEN="127.0.0.1:$outbound" \
   MESHLET__ADMIN__LISTEN="127.0.0.1:$admin" MESHLET__INBOUND__PRIMARY="http://127.0.0.1:$up" \
   taskset -c 0 node bin/meshlet.js run --config config/minimal.yaml > /dev/null & pids+=($!)

@@ -1,6 +1,7 @@
+// @ts-check
 /**
- * The baseline most Node users would write: node-http-proxy with a keep-alive agent.
- *   node bench/http-proxy-baseline.ts LISTEN_PORT TARGET_URL
+ * The baseline most Node users would write: node-http-proxy with a keep-alive agent. Plain JavaScript.
+ *   node bench/http-proxy-baseline.js LISTEN_PORT TARGET_URL
  */
 import { createServer, Agent } from 'node:http';
 import httpProxy from 'http-proxy';

@@ -1,4 +1,9 @@
-/** The benchmark's upstream: a keep-alive HTTP server answering a small JSON body. */
+// @ts-check
+/**
+ * The benchmark's upstream: a keep-alive HTTP server answering a small JSON body. Plain JavaScript;
+ * a fresh one also stands as "a bare node:http server" in the memory comparison.
+ *   node bench/upstream.js PORT
+ */
 import { createServer } from 'node:http';
 
 const body = JSON.stringify({ ok: true, model: 'bench', tokens: 42 });

@@ -62,25 +62,29 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     process.stdout.write('ok\n');
     return 0;
   }
-  return run(await new Sidecar(loaded.config).start());
+  return run(new Sidecar(loaded.config));
 }
 
-/** Run until SIGTERM/SIGINT, then drain and exit 0. */
-function run(sidecar: Sidecar): Promise<number> {
-  return new Promise((resolve) => {
-    const stop = (signal: string) => {
-      sidecar.logger.info({ signal }, 'stopping');
-      sidecar.shutdown().then(
-        () => resolve(0),
-        (error: unknown) => {
-          sidecar.logger.error({ err: error }, 'shutdown failed');
-          resolve(1);
-        },
-      );
-    };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+/**
+ * Run until SIGTERM/SIGINT, then drain and exit 0. The handlers go in before anything listens: a
+ * signal that arrives while the sidecar is still starting must drain it, not kill it outright.
+ * A second signal while draining is Node's default: exit at once.
+ */
+async function run(sidecar: Sidecar): Promise<number> {
+  const stopped = Promise.withResolvers<string>();
+  const onSignal = (signal: string) => stopped.resolve(signal);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  await sidecar.start();
+  const signal = await stopped.promise;
+  sidecar.logger.info({ signal }, 'stopping');
+  try {
+    await sidecar.shutdown();
+    return 0;
+  } catch (error) {
+    sidecar.logger.error({ err: error }, 'shutdown failed');
+    return 1;
+  }
 }
 
 function version(): string {

@@ -27,6 +27,27 @@ test('/readyz follows the primary health check, with the reason', withSidecar, {
   t.is((await request(`${admin}/readyz`)).statusCode, 200);
 });
 
+test('a primary whose health check hangs turns unhealthy after the probe timeout', withSidecar, {
+  config: () => ({ inbound: { healthCheck: { timeout: '200ms', unhealthyThreshold: 1 } } }),
+}, async (t, { admin, upstream, sidecar }) => {
+  t.is((await request(`${admin}/readyz`)).statusCode, 200);
+  upstream.healthStatus = 0;
+  await new Promise((resolve) => sidecar.probe.once('change', resolve));
+  const body = (await (await request(`${admin}/readyz`)).body.json()) as { reasons: string[] };
+  t.deepEqual(body.reasons, ['primary unhealthy: health check failed: no answer within 200ms']);
+});
+
+test('a primary that refuses connections is unhealthy, with the reason', withSidecar, {
+  config: () => ({ inbound: { healthCheck: { unhealthyThreshold: 1 } } }),
+}, async (t, { admin, upstream, sidecar }) => {
+  t.is((await request(`${admin}/readyz`)).statusCode, 200);
+  upstream.server.closeAllConnections();
+  upstream.server.close();
+  await new Promise((resolve) => sidecar.probe.once('change', resolve));
+  const body = (await (await request(`${admin}/readyz`)).body.json()) as { reasons: string[] };
+  t.deepEqual(body.reasons, ['primary unhealthy: health check failed: ECONNREFUSED']);
+});
+
 test('/metrics has the request, duration, first-byte, in-flight and local-reply series', withSidecar, {}, async (t, { admin, inbound, outbound }) => {
   await (await request(`${inbound}/a`)).body.text();
   await (await request(`${outbound}/b`, { headers: { host: 'echo' } })).body.text();

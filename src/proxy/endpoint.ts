@@ -2,14 +2,19 @@
  * One address an upstream can be reached at, with its pool of keep-alive connections.
  * This and forward.ts are the only places that touch undici.
  */
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool as UndiciPool } from 'undici';
 import type { Timeouts } from '../config/schema.ts';
 
 /** Idle upstream connections are closed before a typical server's own 5 s keep-alive ends. */
 const KEEP_ALIVE_MS = 4_000;
 
+// Only undici's Pool, not its index: the index also loads fetch, WebSocket, caches and more, ~11 MB of
+// resident memory that a sidecar never uses (measured idle RSS 97 -> 86 MB).
+const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+
 export class Endpoint {
-  readonly pool: Pool;
+  readonly pool: UndiciPool;
   /** Requests to this endpoint not yet finished. */
   inFlight = 0;
 

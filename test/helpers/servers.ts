@@ -12,7 +12,7 @@ export type Upstream = {
   port: number;
   /** Every request the server received, in order, except health checks. */
   requests: IncomingMessage[];
-  /** What GET /healthz answers; tests set it to fail the primary's health check. */
+  /** What GET /healthz answers; tests set it to fail the primary's health check. 0: never answers. */
   healthStatus: number;
 };
 
@@ -26,6 +26,7 @@ export async function startUpstream(t: ExecutionContext, handler?: RequestHandle
   const requests: IncomingMessage[] = [];
   const server = createServer((req, res) => {
     if (req.url === '/healthz') {
+      if (upstream.healthStatus === 0) return; // hangs until the prober gives up
       res.statusCode = upstream.healthStatus;
       res.end();
       return;

@@ -77,7 +77,7 @@ test('drain timeout: a request that never finishes is cut and the process still 
   t.is(await stuck, 'cut');
 });
 
-test('meshlet runs with 8 MB young-generation semi-spaces, unless NODE_OPTIONS chose a size', async (t) => {
+test('meshlet runs with its V8 sizing, unless NODE_OPTIONS chose a size', async (t) => {
   const upstream = await startUpstream(t);
   const cmdline = async (extra: Record<string, string>) => {
     const meshlet = spawnMeshlet(t, ['run', '--config', 'config/minimal.yaml'], { ...env(upstream.url), ...extra });
@@ -87,6 +87,10 @@ test('meshlet runs with 8 MB young-generation semi-spaces, unless NODE_OPTIONS c
     t.is(await meshlet.exit, 0, 'the re-executed process still drains and exits 0 on SIGTERM');
     return argv;
   };
-  t.true((await cmdline({})).includes('--max-semi-space-size=8'));
-  t.false((await cmdline({ NODE_OPTIONS: '--max-semi-space-size=16' })).some((arg) => arg.startsWith('--max-semi-space-size')));
+  const sized = await cmdline({});
+  t.true(sized.includes('--max-semi-space-size=8'));
+  t.true(sized.includes('--heap-growing-percent=20'));
+  const chosen = await cmdline({ NODE_OPTIONS: '--max-semi-space-size=16' });
+  t.false(chosen.some((arg) => arg.startsWith('--max-semi-space-size')), 'the size NODE_OPTIONS chose is the one V8 uses');
+  t.true(chosen.includes('--heap-growing-percent=20'));
 });

@@ -77,20 +77,29 @@ test('drain timeout: a request that never finishes is cut and the process still 
   t.is(await stuck, 'cut');
 });
 
-test('meshlet runs with its V8 sizing, unless NODE_OPTIONS chose a size', async (t) => {
+test('meshlet runs with its V8 sizing and the config its launcher validated, unless the user chose the sizes', async (t) => {
   const upstream = await startUpstream(t);
-  const cmdline = async (extra: Record<string, string>) => {
-    const meshlet = spawnMeshlet(t, ['run', '--config', 'config/minimal.yaml'], { ...env(upstream.url), ...extra });
-    await meshlet.listening('inbound');
+  const inspect = async (extra: Record<string, string>, nodeArgs: string[] = []) => {
+    const meshlet = spawnMeshlet(t, ['run', '--config', 'config/minimal.yaml'], { ...env(upstream.url), ...extra }, nodeArgs);
+    const inbound = await meshlet.listening('inbound');
+    t.is((await request(`http://${inbound}/`)).statusCode, 200);
     const argv = (await readFile(`/proc/${meshlet.child.pid}/cmdline`, 'utf8')).split('\0');
+    const environ = (await readFile(`/proc/${meshlet.child.pid}/environ`, 'utf8')).split('\0');
     meshlet.child.kill('SIGTERM');
-    t.is(await meshlet.exit, 0, 'the re-executed process still drains and exits 0 on SIGTERM');
-    return argv;
+    t.is(await meshlet.exit, 0, 'the process drains and exits 0 on SIGTERM');
+    return { argv, handedOver: environ.some((entry) => entry.startsWith('MESHLET_RESOLVED_CONFIG=')) };
   };
-  const sized = await cmdline({});
-  t.true(sized.includes('--max-semi-space-size=8'));
-  t.true(sized.includes('--heap-growing-percent=20'));
-  const chosen = await cmdline({ NODE_OPTIONS: '--max-semi-space-size=16' });
-  t.false(chosen.some((arg) => arg.startsWith('--max-semi-space-size')), 'the size NODE_OPTIONS chose is the one V8 uses');
-  t.true(chosen.includes('--heap-growing-percent=20'));
+  const sized = await inspect({});
+  t.true(sized.argv.includes('--max-semi-space-size=8'));
+  t.true(sized.argv.includes('--heap-growing-percent=20'));
+  t.true(sized.handedOver, 'the re-executed process runs the config the launcher validated');
+
+  const oneChosen = await inspect({ NODE_OPTIONS: '--max-semi-space-size=16' });
+  t.false(oneChosen.argv.some((arg) => arg.startsWith('--max-semi-space-size')), 'the size NODE_OPTIONS chose is the one V8 uses');
+  t.true(oneChosen.argv.includes('--heap-growing-percent=20'));
+
+  // Node refuses --heap-growing-percent in NODE_OPTIONS: it goes on Node's command line.
+  const allChosen = await inspect({ NODE_OPTIONS: '--max-semi-space-size=16' }, ['--heap-growing-percent=50']);
+  t.deepEqual(allChosen.argv.filter((arg) => arg.startsWith('--')), ['--heap-growing-percent=50', '--config']);
+  t.false(allChosen.handedOver, 'nothing to re-execute for: the process loads its config itself');
 });

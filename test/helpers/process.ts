@@ -14,8 +14,9 @@ export type MeshletProcess = {
   listening: (listener: 'inbound' | 'outbound') => Promise<string>;
 };
 
-export function spawnMeshlet(t: ExecutionContext, args: string[], env: Record<string, string>): MeshletProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+/** `nodeArgs` go to Node before the CLI (`node --flag bin/meshlet.js ...`). */
+export function spawnMeshlet(t: ExecutionContext, args: string[], env: Record<string, string>, nodeArgs: string[] = []): MeshletProcess {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const killIfRunning = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };

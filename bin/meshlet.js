@@ -18,11 +18,16 @@ const V8_SIZING = ['--max-semi-space-size=8', '--heap-growing-percent=20'];
 const chosen = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
 const missing = V8_SIZING.filter((flag) => !chosen.some((arg) => arg.startsWith(flag.slice(0, flag.indexOf('=')))));
 
+// Linux refuses an environment string over 128 KiB (E2BIG), and Node 24.9 aborts on a failed execve
+// rather than throwing: a config too large to hand over is loaded again by the new process instead.
+const MAX_HANDOVER_BYTES = 64 * 1024;
+
 const { main, RESOLVED_CONFIG_ENV } = await import('../dist/cli.js');
 /** @param {string} resolvedConfig */
 const reexec = (resolvedConfig) => {
   const argv = [process.execPath, ...missing, ...process.execArgv, ...process.argv.slice(1)];
-  process.execve(process.execPath, argv, { ...process.env, [RESOLVED_CONFIG_ENV]: resolvedConfig });
+  const handOver = Buffer.byteLength(resolvedConfig) <= MAX_HANDOVER_BYTES;
+  process.execve(process.execPath, argv, handOver ? { ...process.env, [RESOLVED_CONFIG_ENV]: resolvedConfig } : process.env);
 };
 const canReexec = missing.length > 0 && typeof process.execve === 'function';
 process.exitCode = await main(process.argv.slice(2), process.env, canReexec ? { reexec } : {});

@@ -98,6 +98,12 @@ test('meshlet runs with its V8 sizing and the config its launcher validated, unl
   t.false(oneChosen.argv.some((arg) => arg.startsWith('--max-semi-space-size')), 'the size NODE_OPTIONS chose is the one V8 uses');
   t.true(oneChosen.argv.includes('--heap-growing-percent=20'));
 
+  // A config too large to pass in the environment (Linux: 128 KiB a string) is loaded again instead.
+  const endpoints = Array.from({ length: 3000 }, (_, i) => `http://127.0.0.1:${10000 + i}`).join(',');
+  const large = await inspect({ MESHLET__UPSTREAMS__CROWD__ENDPOINTS: `[${endpoints}]` });
+  t.true(large.argv.includes('--heap-growing-percent=20'));
+  t.false(large.handedOver);
+
   // Node refuses --heap-growing-percent in NODE_OPTIONS: it goes on Node's command line.
   const allChosen = await inspect({ NODE_OPTIONS: '--max-semi-space-size=16' }, ['--heap-growing-percent=50']);
   t.deepEqual(allChosen.argv.filter((arg) => arg.startsWith('--')), ['--heap-growing-percent=50', '--config']);

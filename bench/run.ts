@@ -4,9 +4,10 @@
  * Targets: the upstream directly; meshlet (default config, access log on, to /dev/null); the least
  * undici forwarder (the floor for a Node proxy); a bare node-http-proxy with a keep-alive agent;
  * HAProxy when installed. For each: max throughput (wrk if
- * installed, else autocannon), latency at a fixed 1,000 requests/s (hey if installed, else
- * autocannon -R), and peak RSS; medians over interleaved rounds. meshlet alone also takes 1,000
- * concurrent connections for its RSS target. Results go to stdout and bench/RESULTS.md with the
+ * installed, else autocannon) with the CPU time each process spent per request, latency at a fixed
+ * 1,000 requests/s (hey if installed, else autocannon -R), and peak RSS; medians over interleaved
+ * rounds. Then every Node process, fresh and alone, and a bare node:http server take 1,000 concurrent
+ * connections for the RSS target. Results go to stdout and bench/RESULTS.md with the
  * machine description. BENCH_SECONDS and BENCH_ROUNDS shorten or lengthen the run.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +16,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../examples/free-port.ts';
+import { V8_SIZING } from '../src/v8-sizing.ts';
 
 const exec = promisify(execFile);
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -25,12 +27,9 @@ const CROWD = 1000;
 const FIXED_RATE = 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const children: ChildProcess[] = [];
-/**
- * meshlet starts itself with 8 MB V8 semi-spaces and 20% old-generation growth (bin/meshlet.js). The undici floor, the upstream and
- * a second node-http-proxy get the same, so that they compare code with code; the first
- * node-http-proxy runs with Node's defaults, as most users would run it.
- */
-const V8_SIZING = ['--max-semi-space-size=8', '--heap-growing-percent=20'];
+// meshlet starts itself with V8_SIZING (bin/meshlet.js). The undici floor, the upstream and a second
+// node-http-proxy get the same, so that they compare code with code; the first node-http-proxy runs
+// with Node's defaults, as most users would run it.
 const TUNED_BASELINE = "node-http-proxy, meshlet's V8 sizing";
 
 type Result = {

@@ -8,7 +8,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { MeshletConfig } from './config/schema.ts';
-import type { Sidecar } from './sidecar.ts';
 
 /**
  * The validated config as JSON, handed by the launcher to the process it re-executes. Like the config
@@ -72,7 +71,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, options: Main
   }
   const resolved = env[RESOLVED_CONFIG_ENV];
   if (command === 'run' && resolved !== undefined) {
-    delete env[RESOLVED_CONFIG_ENV];
+    delete env[RESOLVED_CONFIG_ENV]; // internal: not for anything this process starts or shows
     return run(JSON.parse(resolved) as MeshletConfig);
   }
   const { configPath, loadConfigFile } = await import('./config/load.ts');
@@ -100,7 +99,7 @@ async function run(config: MeshletConfig): Promise<number> {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   const { Sidecar } = await import('./sidecar.ts');
-  const sidecar: Sidecar = new Sidecar(config);
+  const sidecar = new Sidecar(config);
   await sidecar.start();
   const signal = await stopped.promise;
   sidecar.logger.info({ signal }, 'stopping');

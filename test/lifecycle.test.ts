@@ -3,6 +3,7 @@ import test from 'ava';
 import { request } from 'undici';
 import { startUpstream } from './helpers/servers.ts';
 import { spawnMeshlet } from './helpers/process.ts';
+import { RESOLVED_CONFIG_ENV } from '../src/cli.ts';
 
 function env(primary: string): Record<string, string> {
   return {
@@ -87,7 +88,7 @@ test('meshlet runs with its V8 sizing and the config its launcher validated, unl
     const environ = (await readFile(`/proc/${meshlet.child.pid}/environ`, 'utf8')).split('\0');
     meshlet.child.kill('SIGTERM');
     t.is(await meshlet.exit, 0, 'the process drains and exits 0 on SIGTERM');
-    return { argv, handedOver: environ.some((entry) => entry.startsWith('MESHLET_RESOLVED_CONFIG=')) };
+    return { argv, handedOver: environ.some((entry) => entry.startsWith(`${RESOLVED_CONFIG_ENV}=`)) };
   };
   const sized = await inspect({});
   t.true(sized.argv.includes('--max-semi-space-size=8'));

@@ -10,6 +10,8 @@ import type { MeshletConfig } from '../config/schema.ts';
 
 type HealthCheck = MeshletConfig['inbound']['healthCheck'];
 
+const PROBE_HEADERS = { 'user-agent': 'meshlet-health-check', connection: 'close' };
+
 export class PrimaryProbe extends EventEmitter<{ change: [healthy: boolean] }> {
   healthy = false;
   /** Why the last probe failed, for /readyz. */
@@ -22,12 +24,14 @@ export class PrimaryProbe extends EventEmitter<{ change: [healthy: boolean] }> {
   private readonly primary: string;
   private readonly check: HealthCheck;
   private readonly logger: Logger;
+  private readonly url: URL;
 
   constructor(primary: string, check: HealthCheck, logger: Logger) {
     super();
     this.primary = primary;
     this.check = check;
     this.logger = logger;
+    this.url = new URL(check.path, primary);
   }
 
   start(): void {
@@ -65,9 +69,9 @@ export class PrimaryProbe extends EventEmitter<{ change: [healthy: boolean] }> {
   private probeOnce(): Promise<string | null> {
     const { promise, resolve } = Promise.withResolvers<string | null>();
     const timeout = this.check.timeout;
-    const req = request(new URL(this.check.path, this.primary), {
+    const req = request(this.url, {
       method: 'GET',
-      headers: { 'user-agent': 'meshlet-health-check', connection: 'close' },
+      headers: PROBE_HEADERS,
       agent: false,
       signal: AbortSignal.timeout(timeout),
     });

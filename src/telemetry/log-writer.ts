@@ -26,10 +26,16 @@ export class LogWriter {
   write(text: string): boolean {
     if (this.failed) return false;
     const bytes = Buffer.from(text, 'utf8');
+    return this.writeBytes(bytes, bytes.length);
+  }
+
+  /** Write the first `length` bytes of `bytes`; done with them when this returns (the caller reuses them). */
+  writeBytes(bytes: Buffer, length: number): boolean {
+    if (this.failed) return false;
     let offset = 0;
-    while (offset < bytes.length) {
+    while (offset < length) {
       try {
-        offset += writeSync(this.fd, bytes, offset, bytes.length - offset);
+        offset += writeSync(this.fd, bytes, offset, length - offset);
       } catch (error) {
         // A reader that stops reading holds meshlet up, as it would any process writing to a pipe.
         if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {

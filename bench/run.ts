@@ -25,7 +25,7 @@ const CONNECTIONS = 64;
 /** Concurrent connections for the memory target. */
 const CROWD = 1000;
 const FIXED_RATE = 1000;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const children: ChildProcess[] = [];
 // meshlet starts itself with V8_SIZING (bin/meshlet.js). The undici floor, the upstream and a second
 // node-http-proxy get the same, so that they compare code with code; the first node-http-proxy runs
@@ -161,26 +161,34 @@ function median(values: number[]): number {
 }
 
 /**
- * Every target is measured in every round, in turn, so that the machine's drift hits all of them
- * alike; each figure is the median over the rounds.
+ * Every target is measured in every round: first throughput for all of them back to back, then
+ * latency at the fixed rate. The order is reversed every other round, so that a machine drifting
+ * over a round (other tenants on its cores) hits each target early as often as late. Each figure is
+ * the median over the rounds; the target ratios are taken per round, between runs seconds apart.
  */
 async function measureAll(targets: Target[]): Promise<Result[]> {
   for (const target of targets) {
     await waitFor(target.url);
     await autocannon(['-c', '10', '-d', '2', target.url]); // warm-up: JIT, pools
   }
-  const samples = new Map<string, { rps: number; p50: number; p99: number; fixedP50: number; fixedP99: number; cpuUs: number }[]>();
+  type Sample = { rps: number; p50: number; p99: number; fixedP50: number; fixedP99: number; cpuUs: number };
+  const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const target of targets) {
+    const order = round % 2 === 1 ? targets : [...targets].reverse();
+    const maxima = new Map<string, { rps: number; p50: number; p99: number; cpuUs: number }>();
+    for (const target of order) {
       // CPU per request is the steadier figure: throughput depends on the share of the 2 cores a
       // process gets next to wrk and the upstream, its CPU time per request much less.
       const cpuBefore = target.pid === undefined ? 0 : await cpuSeconds(target.pid);
       const max = await maxThroughput(target.url);
       const cpuUs = target.pid === undefined ? NaN : ((await cpuSeconds(target.pid)) - cpuBefore) * 1e6 / max.requests;
+      maxima.set(target.name, { rps: max.rps, p50: max.p50, p99: max.p99, cpuUs });
+      console.log(`round ${round}  ${target.name.padEnd(36)} ${Math.round(max.rps).toString().padStart(7)} req/s  p99 ${max.p99.toFixed(2)} ms${Number.isNaN(cpuUs) ? '' : `  ${cpuUs.toFixed(0)} µs CPU/req`}`);
+    }
+    for (const target of order) {
       const fixed = await fixedRate(target.url);
-      const sample = { rps: max.rps, p50: max.p50, p99: max.p99, fixedP50: fixed.p50, fixedP99: fixed.p99, cpuUs };
-      samples.set(target.name, [...(samples.get(target.name) ?? []), sample]);
-      console.log(`round ${round}  ${target.name.padEnd(20)} ${Math.round(max.rps).toString().padStart(7)} req/s  p99 ${max.p99.toFixed(2)} ms  ${Number.isNaN(cpuUs) ? '' : `${cpuUs.toFixed(0)} µs CPU/req  `}@1k/s p99 ${fixed.p99.toFixed(2)} ms`);
+      samples.get(target.name)!.push({ ...maxima.get(target.name)!, fixedP50: fixed.p50, fixedP99: fixed.p99 });
+      console.log(`round ${round}  ${target.name.padEnd(36)} @1k/s p50 ${fixed.p50.toFixed(2)} ms  p99 ${fixed.p99.toFixed(2)} ms`);
     }
   }
   const results: Result[] = [];
@@ -297,7 +305,7 @@ function report(results: Result[], crowds: Crowd[], idle: Map<string, number>): 
   const bare = crowds.find((c) => c.name === 'bare node:http server')!;
   const peak = Math.max(mesh.heldMB, mesh.busyMB);
   const added = meshlet.fixedP99 - direct.fixedP99;
-  // Paired: meshlet and the baseline measured minutes apart in the same round, so drift cancels.
+  // Paired: meshlet and the baseline measured seconds apart in the same round, so drift mostly cancels.
   const perRound = meshlet.rounds.map((rps, i) => rps / baseline.rounds[i]!);
   const paired = median(perRound);
   const cpuPerRound = meshlet.cpuRounds.map((us, i) => baseline.cpuRounds[i]! / us);
@@ -306,7 +314,7 @@ function report(results: Result[], crowds: Crowd[], idle: Map<string, number>): 
 
 Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.
 Everything on loopback on the same machine (load generator, proxies, upstream share ${cpus().length} cores), so compare ratios, not absolutes.
-Each figure is the median of ${ROUNDS} rounds; in each round every target is measured in turn.
+Each figure is the median of ${ROUNDS} rounds; in each round every target's throughput is measured back to back, then every target's latency, in an order reversed every other round.
 Max throughput: ${SECONDS}s of wrk (2 threads, ${CONNECTIONS} connections; autocannon if wrk is missing).
 Fixed rate: ${SECONDS}s of hey at ${FIXED_RATE} req/s (10 workers; autocannon -R if hey is missing).
 meshlet runs its default config (access log on, to /dev/null), compiled JavaScript with its launcher's V8 sizing

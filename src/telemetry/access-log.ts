@@ -38,6 +38,7 @@ export class AccessLog {
   private readonly serviceField: string;
   private readonly flusher: NodeJS.Timeout;
   private readonly buffer = Buffer.allocUnsafe(BUFFER_BYTES);
+  private readonly isoTime = new IsoTime();
   // Recorded requests not yet written, one column per field.
   private count = 0;
   private readonly times = new Float64Array(BATCH_LINES);
@@ -115,7 +116,7 @@ export class AccessLog {
     const endpoint = this.endpoints[i] ?? null;
     const firstByte = this.firstBytes[i]!;
     return (
-      `{"level":30,"time":"${isoTime(this.times[i]!)}",${this.serviceField},"type":"access","direction":"${this.directions[i]}",` +
+      `{"level":30,"time":"${this.isoTime.format(this.times[i]!)}",${this.serviceField},"type":"access","direction":"${this.directions[i]}",` +
       `"upstream":${jsonString(this.upstreams[i]!)},"method":${jsonString(this.methods[i]!)},` +
       `"path":${jsonString(pathOnly(this.paths[i]!))},"status":${this.statuses[i]},"durationMs":${hundredths(this.durations[i]!)}` +
       `${firstByte > 0 ? `,"firstByteMs":${hundredths(firstByte)}` : ''},"bytesSent":${this.bytesSent[i]},` +
@@ -126,19 +127,21 @@ export class AccessLog {
 
 }
 
-/** The second `isoTime` last formatted, and its ISO form up to and including the '.'. */
-let lastSecond = -1;
-let secondPrefix = '';
+/** `new Date(ms).toISOString()` for whole milliseconds, calling it (over 1 µs) only once a second. */
+export class IsoTime {
+  private second = -1;
+  /** The ISO form of `second`, up to and including the '.'. */
+  private prefix = '';
 
-/** `new Date(ms).toISOString()` for a whole `ms`, calling it (over 1 µs) only once a second. */
-export function isoTime(ms: number): string {
-  const milli = ms % 1000;
-  const second = ms - milli;
-  if (second !== lastSecond) {
-    lastSecond = second;
-    secondPrefix = new Date(second).toISOString().slice(0, -4);
+  format(ms: number): string {
+    const milli = ms % 1000;
+    const second = ms - milli;
+    if (second !== this.second) {
+      this.second = second;
+      this.prefix = new Date(second).toISOString().slice(0, -4);
+    }
+    return `${this.prefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
   }
-  return `${secondPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
 }
 
 /** What JSON.stringify makes of a string, without its cost for the usual string that needs no escapes. */

@@ -60,6 +60,17 @@ test('many requests: one line each, in the order they finished, across batches',
   t.deepEqual(paths, Array.from({ length: count }, (_, i) => `/seq/${i}`));
 });
 
+test('a lone request is logged within the flush interval, each time the log has gone idle', withSidecar, {}, async (t, { inbound, logs }) => {
+  // Each line below can only leave by the flush timer (a batch is 64 lines), which must be re-armed
+  // every time a batch starts after the previous one was written.
+  for (let i = 0; i < 3; i++) {
+    const started = Date.now();
+    await (await request(`${inbound}/lone/${i}`)).body.text();
+    await logs.next((l) => l.path === `/lone/${i}`);
+    t.true(Date.now() - started < 2000);
+  }
+});
+
 test('a path longer than the batch buffer is logged whole, between its neighbours', withSidecar, {
   config: () => ({ inbound: { limits: { maxHeaderBytes: '128KiB' } } }),
 }, async (t, { inbound, logs }) => {

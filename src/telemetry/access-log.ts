@@ -36,6 +36,7 @@ export class AccessLog {
   private readonly destination: LogDestination;
   /** `"service":"name"` prebuilt once. */
   private readonly serviceField: string;
+  /** Armed when a batch starts, so that an idle sidecar has no timer waking it. */
   private readonly flusher: NodeJS.Timeout;
   private readonly buffer = Buffer.allocUnsafe(BUFFER_BYTES);
   private readonly isoTime = new IsoTime();
@@ -58,13 +59,15 @@ export class AccessLog {
   constructor(destination: LogDestination, service: string) {
     this.destination = destination;
     this.serviceField = `"service":${JSON.stringify(service)}`;
-    this.flusher = setInterval(() => this.flush(), FLUSH_MS);
+    // Fires once now with nothing to write; `refresh()` re-arms it whenever a batch starts.
+    this.flusher = setTimeout(() => this.flush(), FLUSH_MS);
     this.flusher.unref();
   }
 
   /** Record a finished exchange; its line is written with the batch. */
   write(ex: Exchange, direction: Direction): void {
     const i = this.count++;
+    if (i === 0) this.flusher.refresh();
     this.times[i] = Date.now();
     this.durations[i] = ex.elapsedMs();
     this.firstBytes[i] = ex.firstByteMs;
@@ -101,7 +104,7 @@ export class AccessLog {
   }
 
   close(): void {
-    clearInterval(this.flusher);
+    clearTimeout(this.flusher);
     this.flush();
   }
 

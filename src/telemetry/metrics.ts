@@ -7,6 +7,12 @@ import { CounterFamily, GaugeFamily, HistogramFamily, type CounterSeries, type G
 
 export type Direction = 'inbound' | 'outbound';
 
+/**
+ * How often the event-loop delay histogram samples. prom-client's 10 ms default wakes an idle sidecar
+ * 100 times a second, most of its idle CPU; a delay worth alerting on lasts far longer than 100 ms.
+ */
+const EVENT_LOOP_SAMPLE_MS = 100;
+
 /** Long LLM calls and token streams need buckets far past web-request latencies. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 
@@ -66,7 +72,7 @@ export class Metrics {
 
   constructor(options: { serviceName: string; processMetrics?: boolean | undefined }) {
     this.registry.setDefaultLabels({ service: options.serviceName });
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'meshlet_' });
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'meshlet_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   }
 
   /** The cached metrics of one (direction, upstream) pair; create once per route, not per request. */

@@ -127,7 +127,6 @@ export class AccessLog {
       `${error === null ? '' : `,"error":"${error}"`}${this.clientGone[i] === 1 ? ',"clientGone":true' : ''},"msg":"request"}\n`
     );
   }
-
 }
 
 /** `new Date(ms).toISOString()` for whole milliseconds, calling it (over 1 µs) only once a second. */

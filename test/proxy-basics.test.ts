@@ -1,6 +1,7 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
@@ -99,6 +100,28 @@ test('a client that goes away cancels the upstream request at once', withSidecar
   const line = await logs.next((l) => l.type === 'access' && l.path === '/slow');
   t.is(line.status, 499);
   t.true(line.clientGone);
+});
+
+test('a client that half-closes before its answer counts as gone: the upstream request is cancelled', withSidecar, {
+  upstream: () => {
+    /* never answers */
+  },
+}, async (t, { inbound, upstream, logs }) => {
+  const socket = connect(Number(new URL(inbound).port), '127.0.0.1');
+  socket.write('GET /half HTTP/1.1\r\nHost: a\r\n\r\n');
+  while (!upstream.requests.some((r) => r.url === '/half')) await once(upstream.server, 'request');
+  await Promise.resolve();
+  const upstreamRequest = upstream.requests.find((r) => r.url === '/half')!;
+  upstreamRequest.on('error', () => {}); // 'aborted', expected
+  const closed = new Promise((resolve) => upstreamRequest.on('close', resolve));
+  socket.end(); // FIN: nothing more to send
+  socket.resume();
+  await closed;
+  t.true(upstreamRequest.destroyed);
+  const line = await logs.next((l) => l.type === 'access' && l.path === '/half');
+  t.is(line.status, 499);
+  t.true(line.clientGone);
+  socket.destroy();
 });
 
 test('hop-by-hop headers are stripped both ways', withSidecar, {

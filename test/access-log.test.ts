@@ -1,7 +1,7 @@
 import test from 'ava';
 import { request } from 'undici';
 import { parseHead, rawExchange } from './helpers/raw.ts';
-import { IsoTime, hundredths } from '../src/telemetry/access-log.ts';
+import { IsoTime, putHundredths, putUint } from '../src/telemetry/access-log.ts';
 import { withSidecar, type LogLine } from './helpers/with-sidecar.ts';
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -43,10 +43,13 @@ test('paths that need JSON escapes are logged as valid JSON, exactly', withSidec
   // Characters Node's strict parser lets through in a request target that JSON must escape (quote,
   // backslash) or that are easy to get wrong.
   const path = '/say/"hi"\\there/{x}|^`';
-  const answer = await rawExchange(Number(new URL(inbound).port), `GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, { end: false });
+  const answer = await rawExchange(Number(new URL(inbound).port), `GET ${path}?q="x\\y" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, { end: false });
   t.is(parseHead(answer).status, 200);
   const line = await logs.next((l) => l.type === 'access' && typeof l.path === 'string' && l.path.startsWith('/say/'));
   t.is(line.path, path);
+  // A plain path, with a query that would need escapes: the query is cut either way.
+  await (await request(`${inbound}/plain?token="secret"`)).body.text();
+  t.is((await logs.next((l) => typeof l.path === 'string' && l.path.startsWith('/plain'))).path, '/plain');
 });
 
 test('many requests: one line each, in the order they finished, across batches', withSidecar, {}, async (t, { inbound, logs }) => {
@@ -86,16 +89,21 @@ test('a path longer than the batch buffer is logged whole, between its neighbour
   t.is(lines[1]!.status, status);
 });
 
-test('timestamps and durations are formatted like toISOString and to two decimals', (t) => {
+test('timestamps, durations and counts are written like toISOString, to two decimals, in decimal', (t) => {
+  const out = Buffer.alloc(64);
+  const text = (end: number) => out.toString('latin1', 0, end);
   const base = Date.UTC(2026, 10, 25, 23, 59, 59);
   const isoTime = new IsoTime();
   for (const ms of [base, base + 5, base + 42, base + 999, base + 1000, base + 1007, 0, base + 86_400_123]) {
-    t.is(isoTime.format(ms), new Date(ms).toISOString(), String(ms));
+    t.is(text(isoTime.put(out, 0, ms)), new Date(ms).toISOString(), String(ms));
   }
+  const hundredths = (ms: number) => text(putHundredths(out, 0, ms));
   t.is(hundredths(0), '0.00');
   t.is(hundredths(0.004), '0.00');
   t.is(hundredths(0.005), '0.01');
+  t.is(hundredths(0.999), '1.00');
   t.is(hundredths(1.5), '1.50');
   t.is(hundredths(7.09), '7.09');
   t.is(hundredths(123_456.789), '123456.79');
+  for (const n of [0, 7, 10, 99, 100, 65_535, 1_234_567_890_123]) t.is(text(putUint(out, 0, n)), String(n));
 });

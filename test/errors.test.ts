@@ -88,6 +88,12 @@ test('over the concurrency limit: 503 overloaded with Retry-After', withSidecar,
   t.is(res.headers['retry-after'], '1');
   upstream.server.closeAllConnections();
   await held;
+  // Every slot comes back, whether its request failed (the reset above, a refused one) or succeeded.
+  for (let i = 0; i < 3; i++) {
+    const after = await request(`${inbound}/after-${i}`);
+    t.is(after.statusCode, 200);
+    await after.body.text();
+  }
 });
 
 test('a configured upstream with no endpoints: 503 no_healthy_endpoints', withSidecar, {

@@ -1,8 +1,9 @@
 /**
  * One JSON line per request. Encoded by hand rather than through pino's generic serializer, straight
- * into a reused buffer that is handed to the destination in batches, because it runs for every request; the line has pino's shape (`level`, `time`, `service`, `msg`) so that log pipelines
- * treat it like every other meshlet log line. The path is logged without its query string, which
- * often carries tokens.
+ * into a reused buffer that is handed to the destination in batches, because it runs for every
+ * request; the line has pino's shape (`level`, `time`, `service`, `msg`) so that log pipelines treat
+ * it like every other meshlet log line. The path is logged without its query string, which often
+ * carries tokens.
  */
 import type { Exchange } from '../proxy/exchange.ts';
 import type { Direction } from './metrics.ts';
@@ -24,7 +25,7 @@ const BUFFER_BYTES = 64 * 1024;
 const NOT_PLAIN = /[^\x20\x21\x23-\x5b\x5d-\x7e]/;
 /** JSON.stringify turns one UTF-16 unit into at most 6 bytes of UTF-8 (`\u001f`). */
 const MAX_BYTES_PER_UNIT = 6;
-/** Bytes of a line besides its strings and the service name: the field names, time and numbers. */
+/** Bytes of a line besides its strings and the service part: the field names, time and numbers. */
 const FIXED_BYTES = 512;
 
 const QUOTE = 0x22;
@@ -142,7 +143,7 @@ export class AccessLog {
     const strings =
       this.upstreams[i]!.length + this.methods[i]!.length + this.paths[i]!.length + this.requestIds[i]!.length +
       (this.endpoints[i]?.length ?? 0) + (this.errors[i]?.length ?? 0);
-    return FIXED_BYTES + this.afterTime.inbound.length + this.afterTime.outbound.length + strings * MAX_BYTES_PER_UNIT;
+    return FIXED_BYTES + this.afterTime[this.directions[i]!].length + strings * MAX_BYTES_PER_UNIT;
   }
 
   /** Encode line `i` into `out` at `at`, which has room for `maxBytes(i)`; returns where it ends. */

@@ -1,13 +1,11 @@
 import test from 'ava';
 import { request } from 'undici';
-import { parseHead, rawExchange } from './helpers/raw.ts';
 import { IsoTime, putHundredths, putUint } from '../src/telemetry/access-log.ts';
+import { parseHead, rawExchange } from './helpers/raw.ts';
 import { withSidecar, type LogLine } from './helpers/with-sidecar.ts';
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const AT_MOST_TWO_DECIMALS = /^\d+(\.\d{1,2})?$/;
-// Raw clients here keep their side open until answered: to meshlet, as to Node, a client that
-// half-closes has gone away.
 
 test('an access line carries every field of the exchange, in pino\'s shape', withSidecar, {
   upstream: (_req, res) => res.end('hello, agent'),
@@ -41,7 +39,8 @@ test('an access line carries every field of the exchange, in pino\'s shape', wit
 
 test('paths that need JSON escapes are logged as valid JSON, exactly', withSidecar, {}, async (t, { inbound, logs }) => {
   // Characters Node's strict parser lets through in a request target that JSON must escape (quote,
-  // backslash) or that are easy to get wrong.
+  // backslash) or that are easy to get wrong. The raw client keeps its side open until answered: to
+  // meshlet, as to Node, a client that half-closes has gone away.
   const path = '/say/"hi"\\there/{x}|^`';
   const answer = await rawExchange(Number(new URL(inbound).port), `GET ${path}?q="x\\y" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`, { end: false });
   t.is(parseHead(answer).status, 200);

@@ -102,7 +102,7 @@ test('/upstreams counts a request in flight on its endpoint', withSidecar, {
   },
 }, async (t, { admin, outbound, upstream }) => {
   const held = request(`${outbound}/hold`, { headers: { host: 'echo' } }).catch(() => undefined);
-  while (!upstream.requests.some((r) => r.url === '/hold')) await new Promise((resolve) => upstream.server.once('request', resolve));
+  await upstream.received('/hold');
   const body = (await (await request(`${admin}/upstreams`)).body.json()) as { upstreams: { inFlight: number; endpoints: { inFlight: number }[] }[] };
   t.is(body.upstreams[0]!.inFlight, 1);
   t.is(body.upstreams[0]!.endpoints[0]!.inFlight, 1);

@@ -83,7 +83,7 @@ test('over the concurrency limit: 503 overloaded with Retry-After', withSidecar,
   config: () => ({ inbound: { limits: { maxConcurrentRequests: 1 } } }),
 }, async (t, { inbound, upstream }) => {
   const held = request(`${inbound}/hold`).catch(() => undefined);
-  while (!upstream.requests.some((r) => r.url === '/hold')) await new Promise((resolve) => upstream.server.once('request', resolve));
+  await upstream.received('/hold');
   const { res } = await expectLocalReply(t, `${inbound}/second`, 503, 'overloaded');
   t.is(res.headers['retry-after'], '1');
   upstream.server.closeAllConnections();
@@ -111,8 +111,7 @@ test('a client that stalls mid-upload is cut after the idle timeout, and the ups
   // The idle clock starts at the client's last byte, so elapsed time is measured from the write.
   const started = performance.now();
   socket.write('POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789');
-  while (!upstream.requests.some((r) => r.url === '/upload')) await new Promise((resolve) => upstream.server.once('request', resolve));
-  const upstreamRequest = upstream.requests.find((r) => r.url === '/upload')!;
+  const upstreamRequest = await upstream.received('/upload');
   upstreamRequest.on('error', () => {});
   await Promise.all([
     new Promise((resolve) => socket.on('close', resolve)),

@@ -26,7 +26,7 @@ test('SIGTERM: the request in flight completes, new requests are refused, exit 0
   const inbound = `http://${await meshlet.listening('inbound')}`;
 
   const inFlight = request(`${inbound}/slow`);
-  while (!upstream.requests.some((r) => r.url === '/slow')) await new Promise((resolve) => upstream.server.once('request', resolve));
+  await upstream.received('/slow');
   meshlet.child.kill('SIGTERM');
   await meshlet.line((l) => l.msg === 'draining');
 
@@ -69,7 +69,7 @@ test('drain timeout: a request that never finishes is cut and the process still 
     () => 'answered',
     () => 'cut',
   );
-  while (!upstream.requests.some((r) => r.url === '/forever')) await new Promise((resolve) => upstream.server.once('request', resolve));
+  await upstream.received('/forever');
   const started = performance.now();
   meshlet.child.kill('SIGINT');
   t.is(await meshlet.exit, 0);

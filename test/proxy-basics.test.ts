@@ -1,6 +1,5 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { connect } from 'node:net';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
@@ -88,9 +87,7 @@ test('a client that goes away cancels the upstream request at once', withSidecar
 }, async (t, { inbound, upstream, logs }) => {
   const controller = new AbortController();
   const pending = request(`${inbound}/slow`, { signal: controller.signal }).catch((error: Error) => error);
-  while (!upstream.requests.some((r) => r.url === '/slow')) await once(upstream.server, 'request');
-  await Promise.resolve(); // the upstream's own handler runs after 'request' listeners registered earlier
-  const upstreamRequest = upstream.requests.find((r) => r.url === '/slow')!;
+  const upstreamRequest = await upstream.received('/slow');
   upstreamRequest.on('error', () => {}); // 'aborted', expected
   const closed = new Promise((resolve) => upstreamRequest.on('close', resolve));
   controller.abort();
@@ -109,9 +106,7 @@ test('a client that half-closes before its answer counts as gone: the upstream r
 }, async (t, { inbound, upstream, logs }) => {
   const socket = connect(Number(new URL(inbound).port), '127.0.0.1');
   socket.write('GET /half HTTP/1.1\r\nHost: a\r\n\r\n');
-  while (!upstream.requests.some((r) => r.url === '/half')) await once(upstream.server, 'request');
-  await Promise.resolve();
-  const upstreamRequest = upstream.requests.find((r) => r.url === '/half')!;
+  const upstreamRequest = await upstream.received('/half');
   upstreamRequest.on('error', () => {}); // 'aborted', expected
   const closed = new Promise((resolve) => upstreamRequest.on('close', resolve));
   socket.end(); // FIN: nothing more to send

@@ -31,6 +31,8 @@ const FIXED_BYTES = 512;
 const QUOTE = 0x22;
 const DOT = 0x2e;
 const ZERO = 0x30;
+/** `2026-11-25T23:59:59.`: an ISO time up to its milliseconds. */
+const ISO_SECOND_BYTES = 20;
 const ascii = (text: string): Buffer => Buffer.from(text, 'latin1');
 const LEVEL_AND_TIME = ascii('{"level":30,"time":"');
 const METHOD = ascii(',"method":');
@@ -178,7 +180,7 @@ export class AccessLog {
 export class IsoTime {
   private second = -1;
   /** The ISO form of `second`, up to and including the '.'. */
-  private readonly prefix = Buffer.alloc(20);
+  private readonly prefix = Buffer.alloc(ISO_SECOND_BYTES);
 
   /** Write the time at `at` in `out`; returns where it ends. */
   put(out: Buffer, at: number, ms: number): number {
@@ -186,10 +188,10 @@ export class IsoTime {
     const second = ms - milli;
     if (second !== this.second) {
       this.second = second;
-      this.prefix.write(new Date(second).toISOString(), 0, 20, 'latin1');
+      this.prefix.write(new Date(second).toISOString(), 0, ISO_SECOND_BYTES, 'latin1');
     }
     out.set(this.prefix, at);
-    at += 20;
+    at += ISO_SECOND_BYTES;
     out[at++] = ZERO + Math.floor(milli / 100);
     out[at++] = ZERO + (Math.floor(milli / 10) % 10);
     out[at++] = ZERO + (milli % 10);

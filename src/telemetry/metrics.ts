@@ -72,7 +72,9 @@ export class Metrics {
 
   constructor(options: { serviceName: string; processMetrics?: boolean | undefined }) {
     this.registry.setDefaultLabels({ service: options.serviceName });
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'meshlet_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    if (options.processMetrics !== false) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'meshlet_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    }
   }
 
   /** The cached metrics of one (direction, upstream) pair; create once per route, not per request. */

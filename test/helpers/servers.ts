@@ -1,6 +1,7 @@
 /**
  * Real servers on port 0 for tests, closed by the test's teardown.
  */
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { spawn } from 'node:child_process';
 import { connect, type AddressInfo } from 'node:net';
@@ -14,6 +15,8 @@ export type Upstream = {
   requests: IncomingMessage[];
   /** What GET /healthz answers; tests set it to fail the primary's health check. 0: never answers. */
   healthStatus: number;
+  /** The first request for `url` the server received, already or when it arrives. */
+  received: (url: string) => Promise<IncomingMessage>;
 };
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -41,7 +44,14 @@ export async function startUpstream(t: ExecutionContext, handler?: RequestHandle
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
   const { port } = server.address() as AddressInfo;
-  const upstream: Upstream = { server, url: `http://127.0.0.1:${port}`, port, requests, healthStatus: 200 };
+  const received = async (url: string): Promise<IncomingMessage> => {
+    for (;;) {
+      const found = requests.find((r) => r.url === url);
+      if (found) return found;
+      await once(server, 'request'); // the server's own handler, registered first, has recorded it
+    }
+  };
+  const upstream: Upstream = { server, url: `http://127.0.0.1:${port}`, port, requests, healthStatus: 200, received };
   return upstream;
 }
 

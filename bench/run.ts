@@ -5,13 +5,14 @@
  * undici forwarder (the floor for a Node proxy); a bare node-http-proxy with a keep-alive agent;
  * HAProxy when installed. For each: max throughput (wrk if
  * installed, else autocannon) with the CPU time each process spent per request, latency at a fixed
- * 1,000 requests/s (hey if installed, else autocannon -R), and peak RSS; medians over interleaved
+ * 1,000 requests/s (bench/paced.c, evenly spaced and open-loop, when a C compiler is installed; else
+ * hey, else autocannon -R), and peak RSS; medians over interleaved
  * rounds. Then every Node process, fresh and alone, and a bare node:http server take 1,000 concurrent
  * connections for the RSS target. Results go to stdout and bench/RESULTS.md with the
  * machine description. BENCH_SECONDS and BENCH_ROUNDS shorten or lengthen the run.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,6 +41,8 @@ type Result = {
   p99: number;
   fixedP50: number;
   fixedP99: number;
+  /** p99 at the fixed rate in each round, for the added latency per round. */
+  fixedP99Rounds: number[];
   rssMB: number | null;
   /** CPU time (user + system) the process spent per request at max throughput, in µs; null when not ours to read. */
   cpuUs: number | null;
@@ -131,18 +134,58 @@ async function autocannon(args: string[]): Promise<AutocannonReport> {
 }
 
 /**
- * Latency at a fixed 1,000 requests/s, where "latency added by the proxy" is meaningful: hey (Go,
- * 0.1 ms resolution) when installed, else autocannon -R (whole milliseconds).
+ * The tool behind the fixed-rate latency figures. bench/paced.c (compiled here when a C compiler is
+ * installed) spaces requests evenly, charges each one from when it was due, and measures all targets
+ * interleaved in 500 ms slices, so that each sees the same moments of a noisy shared machine and "added
+ * over direct" compares like with like. hey's -q paces each of its 10 workers on its own and they tick
+ * together, so its "1,000 req/s" is a burst of 10 every 10 ms, and what it measures is mostly the cost
+ * of that burst; autocannon -R counts whole milliseconds. Both of those measure one target at a time.
  */
-async function fixedRate(url: string): Promise<{ p50: number; p99: number }> {
-  if (await has('hey')) {
-    const workers = 10;
-    const { stdout } = await exec('hey', ['-z', `${SECONDS}s`, '-c', String(workers), '-q', String(FIXED_RATE / workers), url]);
-    const seconds = (label: string) => Number(new RegExp(`${label}% in ([\\d.]+) secs`).exec(stdout)?.[1]) * 1000;
-    return { p50: seconds('50'), p99: seconds('99') };
+type FixedRateTool = { kind: 'paced'; path: string } | { kind: 'hey' } | { kind: 'autocannon' };
+type Latency = { p50: number; p99: number };
+
+async function fixedRateTool(): Promise<FixedRateTool> {
+  if (await has('cc')) {
+    const path = join(ROOT, 'bench/.tmp/paced');
+    await mkdir(join(ROOT, 'bench/.tmp'), { recursive: true });
+    await exec('cc', ['-O2', '-o', path, join(ROOT, 'bench/paced.c')]);
+    return { kind: 'paced', path };
   }
-  const report = await autocannon(['-c', '20', '-R', String(FIXED_RATE), '-d', String(SECONDS), url]);
-  return { p50: report.latency.p50, p99: report.latency.p99 };
+  return (await has('hey')) ? { kind: 'hey' } : { kind: 'autocannon' };
+}
+
+function describe(tool: FixedRateTool): string {
+  if (tool.kind === 'paced') {
+    return 'bench/paced.c: one request every 1 ms, open loop, latency counted from when each request was due; ' +
+      'all targets interleaved in 500 ms slices, 32 connections and a 1 s warm-up each';
+  }
+  if (tool.kind === 'hey') return 'hey, 10 workers, one target at a time (no C compiler for bench/paced.c; the workers tick together, so the rate arrives as a burst of 10 every 10 ms)';
+  return 'autocannon -R, whole milliseconds, one target at a time (neither a C compiler nor hey installed)';
+}
+
+/** Latency at a fixed 1,000 requests/s for each target, where "latency added by the proxy" is meaningful. In ms. */
+async function fixedRate(tool: FixedRateTool, urls: string[]): Promise<Latency[]> {
+  if (tool.kind === 'paced') {
+    const { stdout } = await exec(tool.path, ['-r', String(FIXED_RATE), '-d', String(SECONDS), '-s', '500', '-c', '32', '-w', '1', ...urls]);
+    return stdout.trim().split('\n').map((line) => {
+      const report = JSON.parse(line) as Latency & { url: string; errors: number };
+      if (report.errors > 0) throw new Error(`${report.url}: ${report.errors} errors at the fixed rate`);
+      return report;
+    });
+  }
+  const latencies: Latency[] = [];
+  for (const url of urls) {
+    if (tool.kind === 'hey') {
+      const workers = 10;
+      const { stdout } = await exec('hey', ['-z', `${SECONDS}s`, '-c', String(workers), '-q', String(FIXED_RATE / workers), url]);
+      const seconds = (label: string) => Number(new RegExp(`${label}% in ([\\d.]+) secs`).exec(stdout)?.[1]) * 1000;
+      latencies.push({ p50: seconds('50'), p99: seconds('99') });
+    } else {
+      const report = await autocannon(['-c', '20', '-R', String(FIXED_RATE), '-d', String(SECONDS), url]);
+      latencies.push({ p50: report.latency.p50, p99: report.latency.p99 });
+    }
+  }
+  return latencies;
 }
 
 type Target = { name: string; url: string; pid: number | undefined };
@@ -162,11 +205,12 @@ function median(values: number[]): number {
 
 /**
  * Every target is measured in every round: first throughput for all of them back to back, then
- * latency at the fixed rate. The order is reversed every other round, so that a machine drifting
- * over a round (other tenants on its cores) hits each target early as often as late. Each figure is
- * the median over the rounds; the target ratios are taken per round, between runs seconds apart.
+ * latency at the fixed rate (all targets interleaved, with paced). The order is reversed every other
+ * round, so that a machine drifting over a round (other tenants on its cores) hits each target early
+ * as often as late. Each figure is the median over the rounds; the target ratios are taken per round,
+ * between runs seconds apart.
  */
-async function measureAll(targets: Target[]): Promise<Result[]> {
+async function measureAll(targets: Target[], tool: FixedRateTool): Promise<Result[]> {
   for (const target of targets) {
     await waitFor(target.url);
     await autocannon(['-c', '10', '-d', '2', target.url]); // warm-up: JIT, pools
@@ -185,11 +229,12 @@ async function measureAll(targets: Target[]): Promise<Result[]> {
       maxima.set(target.name, { rps: max.rps, p50: max.p50, p99: max.p99, cpuUs });
       console.log(`round ${round}  ${target.name.padEnd(36)} ${Math.round(max.rps).toString().padStart(7)} req/s  p99 ${max.p99.toFixed(2)} ms${Number.isNaN(cpuUs) ? '' : `  ${cpuUs.toFixed(0)} µs CPU/req`}`);
     }
-    for (const target of order) {
-      const fixed = await fixedRate(target.url);
+    const latencies = await fixedRate(tool, order.map((target) => target.url));
+    order.forEach((target, i) => {
+      const fixed = latencies[i]!;
       samples.get(target.name)!.push({ ...maxima.get(target.name)!, fixedP50: fixed.p50, fixedP99: fixed.p99 });
       console.log(`round ${round}  ${target.name.padEnd(36)} @1k/s p50 ${fixed.p50.toFixed(2)} ms  p99 ${fixed.p99.toFixed(2)} ms`);
-    }
+    });
   }
   const results: Result[] = [];
   for (const target of targets) {
@@ -203,6 +248,7 @@ async function measureAll(targets: Target[]): Promise<Result[]> {
       p99: pick('p99'),
       fixedP50: pick('fixedP50'),
       fixedP99: pick('fixedP99'),
+      fixedP99Rounds: runs.map((r) => r.fixedP99),
       rssMB: await peakRss(target.pid),
       cpuUs: target.pid === undefined ? null : pick('cpuUs'),
       cpuRounds: runs.map((r) => r.cpuUs),
@@ -258,7 +304,8 @@ async function main(): Promise<void> {
     if (target.pid !== undefined) idle.set(target.name, await rss(target.pid));
   }
 
-  const results = await measureAll(targets);
+  const tool = await fixedRateTool();
+  const results = await measureAll(targets, tool);
 
   // 1,000 concurrent connections, for the memory target: each holding a 1 s request (agents waiting on
   // model calls), then as fast as they can go. Every process is fresh and alone under load (the others are
@@ -280,13 +327,13 @@ async function main(): Promise<void> {
     console.log(`${CROWD} connections  ${target.name.padEnd(34)} held ${crowd.heldMB.toFixed(0)} MB (${Math.round(crowd.heldRps)} req/s), busy ${crowd.busyMB.toFixed(0)} MB (${Math.round(crowd.busyRps)} req/s), ${crowd.errors} errors`);
   }
 
-  await writeFile(join(ROOT, 'bench/RESULTS.md'), report(results, crowds, idle));
+  await writeFile(join(ROOT, 'bench/RESULTS.md'), report(results, crowds, idle, tool));
   console.log('\nwritten to bench/RESULTS.md');
 }
 
 type Crowd = { name: string; heldMB: number; heldRps: number; busyMB: number; busyRps: number; errors: number };
 
-function report(results: Result[], crowds: Crowd[], idle: Map<string, number>): string {
+function report(results: Result[], crowds: Crowd[], idle: Map<string, number>, tool: FixedRateTool): string {
   const direct = results.find((r) => r.name === 'direct')!;
   const meshlet = results.find((r) => r.name === 'meshlet')!;
   const baseline = results.find((r) => r.name === 'node-http-proxy')!;
@@ -305,6 +352,8 @@ function report(results: Result[], crowds: Crowd[], idle: Map<string, number>): 
   const bare = crowds.find((c) => c.name === 'bare node:http server')!;
   const peak = Math.max(mesh.heldMB, mesh.busyMB);
   const added = meshlet.fixedP99 - direct.fixedP99;
+  const addedPerRound = meshlet.fixedP99Rounds.map((p99, i) => p99 - direct.fixedP99Rounds[i]!);
+  const haproxy = results.find((r) => r.name.startsWith('haproxy'));
   // Paired: meshlet and the baseline measured seconds apart in the same round, so drift mostly cancels.
   const perRound = meshlet.rounds.map((rps, i) => rps / baseline.rounds[i]!);
   const paired = median(perRound);
@@ -316,7 +365,7 @@ Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 
 Everything on loopback on the same machine (load generator, proxies, upstream share ${cpus().length} cores), so compare ratios, not absolutes.
 Each figure is the median of ${ROUNDS} rounds; in each round every target's throughput is measured back to back, then every target's latency, in an order reversed every other round.
 Max throughput: ${SECONDS}s of wrk (2 threads, ${CONNECTIONS} connections; autocannon if wrk is missing).
-Fixed rate: ${SECONDS}s of hey at ${FIXED_RATE} req/s (10 workers; autocannon -R if hey is missing).
+Fixed rate: ${SECONDS}s at ${FIXED_RATE} req/s (${describe(tool)}).
 meshlet runs its default config (access log on, to /dev/null), compiled JavaScript with its launcher's V8 sizing
 (8 MB semi-spaces, old generation growing by 20% after a full GC). The undici floor, the upstream and "${TUNED_BASELINE}" get the same V8 sizing;
 "node-http-proxy" runs with Node's defaults, as most users would run it, and is the targets' reference.
@@ -337,7 +386,7 @@ ${crowdRows.join('\n')}
 Targets:
 - meshlet throughput >= 1.5x node-http-proxy: **${(meshlet.rps / baseline.rps).toFixed(2)}x** on the medians (${meshlet.rps / baseline.rps >= 1.5 ? 'met' : 'not met'}); per round ${perRound.map((r) => `${r.toFixed(2)}x`).join(', ')}, median ${paired.toFixed(2)}x (${paired >= 1.5 ? 'met' : 'not met'}); against node-http-proxy given meshlet's V8 sizing: ${(meshlet.rps / tunedBaseline.rps).toFixed(2)}x.
   CPU per request (the steadier figure on a shared machine): meshlet ${meshlet.cpuUs?.toFixed(0)} µs, node-http-proxy ${baseline.cpuUs?.toFixed(0)} µs, undici floor ${floorResult.cpuUs?.toFixed(0)} µs: meshlet does a request for **${efficiency.toFixed(2)}x** less CPU than node-http-proxy (median of the per-round ratios ${cpuPerRound.map((r) => `${r.toFixed(2)}x`).join(', ')}), and takes ${(meshlet.cpuUs! / floorResult.cpuUs!).toFixed(2)}x the floor's
-- p99 latency added over direct at 1,000 req/s <= 1 ms: **${added.toFixed(2)} ms** (${added <= 1 ? 'met' : 'not met'}); the undici floor adds ${(floorResult.fixedP99 - direct.fixedP99).toFixed(2)} ms, node-http-proxy ${(baseline.fixedP99 - direct.fixedP99).toFixed(2)} ms; direct's own p99 is ${direct.fixedP99.toFixed(2)} ms
+- p99 latency added over direct at 1,000 req/s <= 1 ms: **${added.toFixed(2)} ms** (${added <= 1 ? 'met' : 'not met'}; per round ${addedPerRound.map((a) => a.toFixed(2)).join(', ')} ms); the undici floor adds ${(floorResult.fixedP99 - direct.fixedP99).toFixed(2)} ms, node-http-proxy ${(baseline.fixedP99 - direct.fixedP99).toFixed(2)} ms${haproxy ? `, HAProxy ${(haproxy.fixedP99 - direct.fixedP99).toFixed(2)} ms` : ''}; direct's own p99 is ${direct.fixedP99.toFixed(2)} ms. p50 added: meshlet ${(meshlet.fixedP50 - direct.fixedP50).toFixed(2)} ms, the floor ${(floorResult.fixedP50 - direct.fixedP50).toFixed(2)} ms
 - RSS <= 100 MB at ${CROWD} concurrent connections: **${peak.toFixed(0)} MB** peak (${peak <= 100 ? 'met' : 'not met'}); a bare node:http server with the same connections peaks at ${Math.max(bare.heldMB, bare.busyMB).toFixed(0)} MB
 `;
 }

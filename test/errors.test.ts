@@ -1,6 +1,6 @@
 import test from 'ava';
-import { request } from 'undici';
-import { connect } from 'node:net';
+import { Agent, request } from 'undici';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { blackholePort, closedPort } from './helpers/servers.ts';
 import { startSidecar, withSidecar } from './helpers/with-sidecar.ts';
 
@@ -30,6 +30,32 @@ test('primary resetting the connection: 502 upstream_reset', withSidecar, {
   const metrics = await sidecar.metrics.registry.metrics();
   t.regex(metrics, /meshlet_local_replies_total\{[^}]*reason="upstream_reset"[^}]*\} 1/);
   t.regex(metrics, /meshlet_requests_total\{direction="inbound",upstream="primary",method="GET",code="502"[^}]*\} 1/);
+});
+
+test('a primary whose response head is over 64 KiB: 502 upstream_reset, saying so; 60 KiB passes', withSidecar, {
+  upstream: (req, res) => {
+    res.setHeader('x-big', 'a'.repeat(req.url === '/huge' ? 70_000 : 60_000));
+    res.end('big');
+  },
+}, async (t, { inbound }) => {
+  const { reply } = await expectLocalReply(t, `${inbound}/huge`, 502, 'upstream_reset');
+  t.is(reply.error.message, 'primary sent a response head over 64 KiB');
+  const client = new Agent({ maxHeaderSize: 128 * 1024 }); // undici's own default is 16 KiB too
+  t.teardown(() => client.close());
+  const res = await request(`${inbound}/large`, { dispatcher: client });
+  t.is(res.statusCode, 200);
+  t.is(res.headers['x-big'], 'a'.repeat(60_000));
+  t.is(await res.body.text(), 'big');
+});
+
+test('a primary answering malformed HTTP: 502 upstream_reset, saying what was wrong', async (t) => {
+  const primary = createServer((socket) => socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\nno colon here\r\n\r\n')));
+  await new Promise<void>((resolve) => primary.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => primary.close());
+  const { port } = primary.address() as AddressInfo;
+  const { inbound } = await startSidecar(t, { waitReady: false, config: () => ({ inbound: { primary: `http://127.0.0.1:${port}` } }) });
+  const { reply } = await expectLocalReply(t, `${inbound}/x`, 502, 'upstream_reset');
+  t.regex(reply.error.message, /^primary sent a malformed response: .*Invalid header token/);
 });
 
 test('primary hanging before its response head: 504 upstream_timeout after firstByte', withSidecar, {

@@ -9,6 +9,13 @@ import type { Timeouts } from '../config/schema.ts';
 /** Idle upstream connections are closed before a typical server's own 5 s keep-alive ends. */
 const KEEP_ALIVE_MS = 4_000;
 
+/**
+ * The largest response head meshlet accepts from an upstream (Envoy's default is 60 KiB; undici's,
+ * Node's 16 KiB, would turn an agent's large but legitimate headers into 502s). Bounded all the same:
+ * a larger head is answered 502 `upstream_reset`, saying so.
+ */
+export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
+
 // Only undici's Pool, not its index: the index also loads fetch, WebSocket, caches and more, ~11 MB of
 // resident memory that a sidecar never uses.
 const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
@@ -30,6 +37,7 @@ export class Endpoint {
       headersTimeout: timeouts.firstByte,
       bodyTimeout: timeouts.idle,
       pipelining: 1,
+      maxHeaderSize: MAX_RESPONSE_HEAD_BYTES,
     });
   }
 

@@ -1,3 +1,5 @@
+import { MAX_RESPONSE_HEAD_BYTES } from './endpoint.ts';
+
 /**
  * The errors meshlet answers with itself. Each has a stable code (the contract's table), an HTTP
  * status and, when it came from the transport, the original error as `cause`.
@@ -41,7 +43,11 @@ export class MeshletError extends Error {
  */
 export function fromTransportError(error: unknown, upstream: string): MeshletError {
   if (error instanceof MeshletError) return error;
-  const code = (error as { code?: string } | null)?.code;
+  const { code, name, message } = (error ?? {}) as { code?: string; name?: string; message?: string };
+  // undici's HTTPParserError carries no code; its message says what was wrong with the response.
+  if (name === 'HTTPParserError') {
+    return new MeshletError('upstream_reset', `${upstream} sent a malformed response: ${message}`, { cause: error });
+  }
   switch (code) {
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':
@@ -56,6 +62,10 @@ export function fromTransportError(error: unknown, upstream: string): MeshletErr
       return new MeshletError('upstream_timeout', `${upstream} sent no response head in time`, { cause: error });
     case 'UND_ERR_BODY_TIMEOUT':
       return new MeshletError('upstream_timeout', `${upstream} went idle while sending the body`, { cause: error });
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      return new MeshletError('upstream_reset', `${upstream} sent a response head over ${MAX_RESPONSE_HEAD_BYTES / 1024} KiB`, {
+        cause: error,
+      });
     default:
       return new MeshletError('upstream_reset', `${upstream} closed the connection before a complete response`, {
         cause: error,

@@ -202,6 +202,19 @@ test('outbound routes absolute-form requests (HTTP_PROXY clients)', withSidecar,
   t.is(answer.body, 'echo saw /absolute?q=2');
 });
 
+test('inbound hands absolute-form requests to the primary in origin-form; other schemes get 400', withSidecar, {
+  upstream: (req, res) => res.end(`primary saw ${req.url}`),
+}, async (t, { inbound, upstream }) => {
+  const answer = await rawGet(inbound, 'http://elsewhere.example/admin?q=1', {});
+  t.is(answer.status, 200);
+  t.is(answer.body, 'primary saw /admin?q=1');
+
+  const refused = await rawGet(inbound, 'ftp://elsewhere.example/admin', {});
+  t.is(refused.status, 400);
+  t.is(refused.headers['x-meshlet-error'], 'bad_request');
+  t.deepEqual(upstream.requests.map((req) => req.url), ['/admin?q=1']);
+});
+
 test('outbound round-robins over several endpoints', async (t) => {
   const second = await startUpstream(t, (_req, res) => res.end('second'));
   const { outbound } = await startSidecar(t, {

@@ -9,9 +9,11 @@ import type { AccessLog } from '../telemetry/access-log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { observe } from '../telemetry/observe.ts';
 import { forwardToTarget } from './forward.ts';
+import { MeshletError } from './errors.ts';
 import { checkFraming } from './framing.ts';
 import { Listener } from './listener.ts';
 import { compose, type Handler, type Stage } from './pipeline.ts';
+import { targetOf } from './request-target.ts';
 import { rescue } from './rescue.ts';
 import { createUpgradeHandler } from './upgrade.ts';
 import { Upstream } from './upstream.ts';
@@ -67,6 +69,14 @@ export function createInbound(deps: InboundDeps): { listener: Listener; primary:
 function routeTo(upstream: Upstream): Stage {
   return (next: Handler): Handler =>
     function routeToPrimary(ex: Exchange): Promise<void> {
+      // An absolute-form target (`GET http://any/x`) reaches the primary in origin-form (`/x`), as
+      // from any proxy: a primary checking `req.url.startsWith('/admin')` must not be handed a
+      // request line its router reads differently.
+      if (ex.path.charCodeAt(0) !== 47 /* / */) {
+        const path = targetOf(ex.path, undefined).path;
+        if (path === null) return Promise.reject(new MeshletError('bad_request', 'only http:// absolute URIs are accepted'));
+        ex.path = path;
+      }
       ex.routeTo(upstream);
       return next(ex);
     };

@@ -1,0 +1,30 @@
+/**
+ * Request targets (RFC 9112 §3.2): origin-form (`/x?q`), which is what meshlet sends upstream, and
+ * absolute-form (`http://researcher/x`), which HTTP_PROXY clients send and any server must accept.
+ */
+
+/**
+ * The upstream name and origin-form path of a request target (RFC 9112 §3.2). An absolute-form
+ * target overrides Host. `path` is null for absolute URIs meshlet cannot proxy (https://, others).
+ */
+export function targetOf(url: string, host: string | undefined): { name: string; path: string | null } {
+  if (url.charCodeAt(0) === 47 /* / */ || url === '*') return { name: hostName(host ?? ''), path: url };
+  const scheme = url.indexOf('://');
+  if (scheme === -1 || url.slice(0, scheme).toLowerCase() !== 'http') return { name: hostName(host ?? ''), path: null };
+  const authorityStart = scheme + 3;
+  let pathStart = url.indexOf('/', authorityStart);
+  const queryStart = url.indexOf('?', authorityStart);
+  if (queryStart !== -1 && (pathStart === -1 || queryStart < pathStart)) pathStart = queryStart;
+  const authority = pathStart === -1 ? url.slice(authorityStart) : url.slice(authorityStart, pathStart);
+  let path = pathStart === -1 ? '/' : url.slice(pathStart);
+  if (path.charCodeAt(0) === 63 /* ? */) path = `/${path}`;
+  return { name: hostName(authority), path };
+}
+
+/** `Researcher:8080` -> `researcher`; `user@host` userinfo is dropped; `[::1]:80` -> `[::1]`. */
+function hostName(authority: string): string {
+  const at = authority.lastIndexOf('@');
+  const hostPort = at === -1 ? authority : authority.slice(at + 1);
+  const end = hostPort.charCodeAt(0) === 91 /* [ */ ? hostPort.indexOf(']') + 1 : hostPort.lastIndexOf(':');
+  return (end <= 0 ? hostPort : hostPort.slice(0, end)).toLowerCase();
+}

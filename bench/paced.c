@@ -61,7 +61,7 @@ struct Target {
   char request[1024];
   size_t request_len;
   Conn *conns;
-  long issued, done, measured, errors, late;
+  long done, measured, errors, late;
   int64_t *waiting;  // due times of requests waiting for a free connection, oldest first
   long waiting_head, waiting_tail;
   int64_t *latency;  // ns, of the requests after the warm-up
@@ -130,7 +130,6 @@ static void send_request(Conn *c, int64_t due) {
 // A request goes out on the first free connection, open ones first, so that few connections carry
 // the traffic and the rest open only when requests overlap.
 static void issue(Target *t, int64_t due) {
-  t->issued++;
   Conn *unopened = NULL;
   for (int i = 0; i < nconns; i++) {
     Conn *c = &t->conns[i];

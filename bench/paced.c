@@ -270,7 +270,8 @@ int main(int argc, char **argv) {
   if (epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &tev) != 0) die("epoll_ctl timer");
 
   int64_t period = (int64_t)(NS / rate);
-  long per_slice = (long)(rate * slice_ms / 1000) > 0 ? (long)(rate * slice_ms / 1000) : 1;
+  long per_slice = (long)(rate * slice_ms / 1000);
+  if (per_slice < 1) per_slice = 1;
   long total = per_target * ntargets, next = 0;
   int64_t start = now_ns() + NS / 100;
   int64_t give_up = start + total * period + 10 * NS;

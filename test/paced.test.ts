@@ -16,13 +16,14 @@ const SOURCE = new URL('../bench/paced.c', import.meta.url).pathname;
 
 type Report = { url: string; requests: number; errors: number; late: number; p50: number; p90: number; p99: number; max: number };
 
+const dir = mkdtemp(join(tmpdir(), 'meshlet-paced-'));
+test.after.always(async () => rm(await dir, { recursive: true, force: true }));
+
 let binary: Promise<string> | undefined;
 /** Compiled once per test file, as the benchmark does. */
 function paced(): Promise<string> {
   binary ??= (async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'meshlet-paced-'));
-    process.once('exit', () => void rm(dir, { recursive: true, force: true }));
-    const path = join(dir, 'paced');
+    const path = join(await dir, 'paced');
     await exec('cc', ['-O2', '-o', path, SOURCE]);
     return path;
   })();

@@ -5,6 +5,7 @@
  * large ones 431 with meshlet's JSON reply; a deadline for receiving the request head (slowloris);
  * no total request deadline, because agent requests may stream for minutes.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -162,6 +163,7 @@ export class Listener {
 
 
 /** CONNECT tunnels (HTTPS through a forward proxy) are not something meshlet offers. */
-function onConnectMethod(this: Server, _req: IncomingMessage, socket: Duplex): void {
-  sendRawLocalReply(socket, new MeshletError('bad_request', 'CONNECT is not supported'), '-', '-');
+function onConnectMethod(this: Server, req: IncomingMessage, socket: Duplex): void {
+  const requestId = req.headers['x-request-id'];
+  sendRawLocalReply(socket, new MeshletError('bad_request', 'CONNECT is not supported'), '-', typeof requestId === 'string' ? requestId : randomUUID());
 }

@@ -37,6 +37,9 @@ export function sendLocalReply(
  * upgrade requests. Always closes the connection: after a framing error nothing more can be trusted.
  */
 export function sendRawLocalReply(socket: Duplex, error: MeshletError, upstream: string, requestId: string): void {
+  // Node's server stops watching a socket it hands over (CONNECT, upgrade): a reset that arrives
+  // while this reply is written must be this socket's event, not the process's.
+  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
   if (!socket.writable) {
     socket.destroy();
     return;
@@ -52,4 +55,8 @@ export function sendRawLocalReply(socket: Duplex, error: MeshletError, upstream:
       'connection: close\r\n\r\n' +
       body,
   );
+}
+
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }

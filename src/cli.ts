@@ -98,19 +98,27 @@ async function run(config: MeshletConfig): Promise<number> {
   const onSignal = (signal: string) => stopped.resolve(signal);
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
-  const { Sidecar } = await import('./sidecar.ts');
+  const [{ Sidecar }, { installLastResort }] = await Promise.all([import('./sidecar.ts'), import('./last-resort.ts')]);
   const sidecar = new Sidecar(config);
+  installLastResort({ logger: sidecar.logger, counter: sidecar.metrics.uncaughtErrors, flush: () => sidecar.flushLogs() });
   await sidecar.start();
   const signal = await stopped.promise;
   sidecar.logger.info({ signal }, 'stopping');
+  let code = 0;
   try {
     await sidecar.shutdown();
-    return 0;
   } catch (error) {
     sidecar.logger.error({ err: error }, 'shutdown failed');
-    return 1;
+    code = 1;
   }
+  // Everything is closed; should anything still hold the event loop open (a handle meshlet does not
+  // own), the process exits all the same, within the drain timeout's promise to the orchestrator.
+  setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
+  return code;
 }
+
+/** After shutdown, how long the process may take to exit by itself before it is made to. */
+const EXIT_GRACE_MS = 1_000;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };

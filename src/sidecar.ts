@@ -105,6 +105,11 @@ export class Sidecar {
     await this.close();
   }
 
+  /** Write out the access-log lines held in the current batch (before an exit that skips close()). */
+  flushLogs(): void {
+    this.accessLog?.flush();
+  }
+
   /** Close everything at once. */
   async close(): Promise<void> {
     this.probe.stop();

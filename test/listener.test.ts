@@ -3,6 +3,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { parseConfig } from '../src/config/load.ts';
 import { Listener } from '../src/proxy/listener.ts';
+import { Tunnels } from '../src/proxy/tunnels.ts';
 import { Metrics } from '../src/telemetry/metrics.ts';
 import { LogSink } from './helpers/with-sidecar.ts';
 
@@ -22,6 +23,7 @@ test('a bug that escapes the pipeline is logged and cuts only that response', as
     },
     upgrade: (_req, socket) => socket.destroy(),
     logger: pino(logs),
+    tunnels: new Tunnels({ max: 1, halfCloseTimeoutMs: 1000 }),
     unrouted: new Metrics({ serviceName: 'bug', processMetrics: false }).route('inbound', 'primary'),
   });
   const address = await listener.listen('127.0.0.1:0');

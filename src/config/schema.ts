@@ -89,6 +89,10 @@ const limits = z
     headersTimeout: ms('10s'),
     /** Requests in flight on this listener; more get 503 `overloaded`. */
     maxConcurrentRequests: count(2048, 1),
+    /** Tunnels (WebSocket upgrades) open on this listener; more get 503 `overloaded`. */
+    maxTunnels: count(1024, 1),
+    /** After one side of a tunnel half-closes (FIN), how long the other side has to finish. */
+    tunnelHalfCloseTimeout: ms('5s'),
   })
   .prefault({});
 

@@ -15,6 +15,7 @@ import { Listener } from './listener.ts';
 import { compose, type Handler, type Stage } from './pipeline.ts';
 import { targetOf } from './request-target.ts';
 import { rescue } from './rescue.ts';
+import { Tunnels } from './tunnels.ts';
 import { createUpgradeHandler } from './upgrade.ts';
 import { Upstream } from './upstream.ts';
 import type { Exchange } from './exchange.ts';
@@ -53,7 +54,8 @@ export function createInbound(deps: InboundDeps): { listener: Listener; primary:
     routeTo(primary),
   ];
   const pipeline: Handler = compose(stages, forwardToTarget);
-  const upgrade = createUpgradeHandler({ route: () => primary, drain, trustForwarded: inbound.trustForwardedHeaders, logger, unrouted });
+  const tunnels = new Tunnels({ max: inbound.limits.maxTunnels, halfCloseTimeoutMs: inbound.limits.tunnelHalfCloseTimeout });
+  const upgrade = createUpgradeHandler({ route: () => primary, drain, trustForwarded: inbound.trustForwardedHeaders, logger, unrouted, tunnels });
   const listener = new Listener({
     name: 'inbound',
     limits: inbound.limits,
@@ -62,6 +64,7 @@ export function createInbound(deps: InboundDeps): { listener: Listener; primary:
     upgrade,
     logger,
     unrouted,
+    tunnels,
   });
   return { listener, primary };
 }

@@ -15,6 +15,7 @@ import { MeshletError, isHeaderOverflow } from './errors.ts';
 import { Exchange, ProxyResponse } from './exchange.ts';
 import type { Handler } from './pipeline.ts';
 import { sendRawLocalReply } from './reply.ts';
+import type { Tunnels } from './tunnels.ts';
 import { listenOn } from '../listen.ts';
 import { methodLabel, type RouteMetrics } from '../telemetry/metrics.ts';
 
@@ -36,6 +37,7 @@ export class Listener {
   private readonly trustForwarded: boolean;
   private readonly logger: Logger;
   private readonly unrouted: RouteMetrics;
+  readonly tunnels: Tunnels;
 
   constructor(options: {
     name: 'inbound' | 'outbound';
@@ -46,9 +48,12 @@ export class Listener {
     logger: Logger;
     /** Where requests refused before routing are counted. */
     unrouted: RouteMetrics;
+    /** The tunnels that `upgrade` opens: part of drain. */
+    tunnels: Tunnels;
   }) {
     const { limits, pipeline, upgrade } = options;
     this.unrouted = options.unrouted;
+    this.tunnels = options.tunnels;
     this.name = options.name;
     this.trustForwarded = options.trustForwarded;
     this.logger = options.logger;
@@ -134,23 +139,26 @@ export class Listener {
   }
 
   /**
-   * Stop accepting connections, close idle keep-alive ones, and let active requests finish.
-   * Resolves when none is left or after `timeoutMs`, when the rest are cut.
+   * Stop accepting connections, close idle keep-alive ones, and let active requests and open tunnels
+   * finish. Resolves when none is left or after `timeoutMs`, when the rest are cut (tunnels get a
+   * WebSocket close frame 1001 where one can be sent).
    */
   async drain(timeoutMs: number): Promise<void> {
     this.draining = true;
     this.server.close();
     this.server.closeIdleConnections();
     const sweep = setInterval(() => this.server.closeIdleConnections(), DRAIN_SWEEP_MS);
+    const deadline = AbortSignal.timeout(Math.max(1, timeoutMs));
     try {
       if (this.active > 0) {
         this.idleWaiter = Promise.withResolvers<void>();
-        const deadline = AbortSignal.timeout(Math.max(1, timeoutMs));
         await Promise.race([this.idleWaiter.promise, new Promise((resolve) => deadline.addEventListener('abort', resolve))]);
       }
+      await this.tunnels.whenEmpty(deadline);
     } finally {
       clearInterval(sweep);
       this.server.closeAllConnections();
+      this.tunnels.goAway();
     }
   }
 
@@ -158,6 +166,7 @@ export class Listener {
   close(): void {
     this.server.close();
     this.server.closeAllConnections();
+    this.tunnels.destroyAll();
   }
 }
 

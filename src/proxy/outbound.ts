@@ -20,6 +20,7 @@ import { Listener } from './listener.ts';
 import { compose, type Handler, type Stage } from './pipeline.ts';
 import { targetOf } from './request-target.ts';
 import { rescue } from './rescue.ts';
+import { Tunnels } from './tunnels.ts';
 import { createUpgradeHandler } from './upgrade.ts';
 import type { Upstream } from './upstream.ts';
 
@@ -47,12 +48,14 @@ export function createOutbound(deps: OutboundDeps): Listener {
     routeByName(upstreams),
   ];
   const pipeline = compose(stages, forwardToTarget);
+  const tunnels = new Tunnels({ max: outbound.limits.maxTunnels, halfCloseTimeoutMs: outbound.limits.tunnelHalfCloseTimeout });
   const upgrade = createUpgradeHandler({
     route: (req) => resolve(upstreams, targetOf(req.url ?? '/', req.headers.host).name),
     drain,
     trustForwarded: outbound.trustForwardedHeaders,
     logger,
     unrouted,
+    tunnels,
   });
   return new Listener({
     name: 'outbound',
@@ -62,6 +65,7 @@ export function createOutbound(deps: OutboundDeps): Listener {
     upgrade,
     logger,
     unrouted,
+    tunnels,
   });
 }
 

@@ -1,9 +1,10 @@
 /**
  * WebSocket (HTTP/1.1 Upgrade) tunnelling: the one place that talks to http-proxy-3.
  *
- * Hardened beyond the library: the two sockets are linked, so that an error on either side destroys
- * both and a close on one closes the other; no socket outlives its peer. Each upgrade is counted in
- * `meshlet_requests_total` (code 101 once the tunnel is open, or the local reply's status).
+ * Hardened beyond the library: each open tunnel is handed to the listener's `Tunnels`, which ties the
+ * two sockets' lives together, bounds how many are open and ends them on drain (tunnels.ts). Each
+ * upgrade is counted in `meshlet_requests_total` (code 101 once the tunnel is open, or the local
+ * reply's status).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -16,6 +17,7 @@ import { sendRawLocalReply } from './reply.ts';
 import type { Upstream } from './upstream.ts';
 import type { Drain } from '../health/drain.ts';
 import type { RouteMetrics } from '../telemetry/metrics.ts';
+import type { Tunnels } from './tunnels.ts';
 
 /** Where an upgrade request goes: an upstream, or the error to answer with. */
 export type UpgradeRoute = (req: IncomingMessage) => Upstream | MeshletError;
@@ -31,19 +33,28 @@ export function createUpgradeHandler(options: {
   trustForwarded: boolean;
   logger: Logger;
   unrouted: RouteMetrics;
+  tunnels: Tunnels;
 }): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
-  const { logger, unrouted } = options;
+  const { logger, unrouted, tunnels: openTunnels } = options;
   const tunnels = new WeakMap<IncomingMessage, Tunnel>();
   const open = new WeakSet<Duplex>();
   const proxy = createProxyServer({ ws: true, xfwd: true, xfwdWsProtoAsHttp: true });
 
   proxy.on('proxyReqWs', (proxyReq, req, clientSocket) => {
-    proxyReq.on('upgrade', (_res: IncomingMessage, upstreamSocket: Socket) => {
+    // Registered after http-proxy-3's own 'upgrade' listener (it registers it once this event
+    // returns; the upstream cannot answer before the next tick): that one unshifts the upstream's
+    // first bytes and pipes the sockets, and a 'data' listener added before the pipe would swallow them.
+    process.nextTick(() => proxyReq.on('upgrade', (_res: IncomingMessage, upstreamSocket: Socket) => {
       open.add(clientSocket);
-      link(clientSocket as Socket, upstreamSocket);
       const tunnel = tunnels.get(req);
-      if (tunnel) tunnel.upstream.route.completed('GET', SWITCHING_PROTOCOLS, (performance.now() - tunnel.startedAt) / 1000);
-    });
+      if (tunnel === undefined) {
+        upstreamSocket.destroy();
+        clientSocket.destroy();
+        return;
+      }
+      openTunnels.add(clientSocket as Socket, upstreamSocket, tunnel.upstream.route.tunnelsOpen, isWebSocket(req));
+      tunnel.upstream.route.completed('GET', SWITCHING_PROTOCOLS, (performance.now() - tunnel.startedAt) / 1000);
+    }));
   });
   proxy.on('error', (error, req, socket) => {
     const tunnel = tunnels.get(req);
@@ -69,6 +80,10 @@ export function createUpgradeHandler(options: {
       reject(unrouted, socket, target, '-', requestId);
       return;
     }
+    if (openTunnels.full) {
+      reject(target.route, socket, new MeshletError('overloaded', 'too many open tunnels', { retryAfter: 1 }), target.name, requestId);
+      return;
+    }
     const endpoint = target.pickEndpoint();
     if (endpoint === undefined) {
       reject(target.route, socket, new MeshletError('no_healthy_endpoints', `no endpoint for ${target.name}`), target.name, requestId);
@@ -86,19 +101,8 @@ function reject(route: RouteMetrics, socket: Duplex, failure: MeshletError, upst
   sendRawLocalReply(socket, failure, upstream, requestId);
 }
 
-/**
- * Tie two sockets' lives together: when one closes, the other is flushed and closed (so a final
- * WebSocket close frame still goes out); when one fails, both are destroyed at once.
- */
-function link(client: Socket, upstream: Socket): void {
-  const destroyBoth = () => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.once('close', () => upstream.destroySoon());
-  upstream.once('close', () => client.destroySoon());
-  client.on('error', destroyBoth);
-  upstream.on('error', destroyBoth);
+function isWebSocket(req: IncomingMessage): boolean {
+  return req.headers.upgrade?.toLowerCase() === 'websocket';
 }
 
 function destroySelf(this: Duplex): void {

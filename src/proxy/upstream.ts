@@ -34,6 +34,7 @@ export class Upstream {
       name: this.name,
       endpoints: this.endpoints.map((e) => ({ url: e.url, ejected: false, inFlight: e.inFlight })),
       inFlight: this.endpoints.reduce((sum, e) => sum + e.inFlight, 0),
+      tunnels: this.route.tunnelsOpen.value,
     };
   }
 

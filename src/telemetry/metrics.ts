@@ -49,6 +49,10 @@ export class Metrics {
     'Replies meshlet made itself, by error code.',
     ['direction', 'upstream', 'reason'],
   );
+  readonly tunnelsOpen = new GaugeFamily(this.registry, 'meshlet_tunnels_open', 'Tunnels (WebSocket upgrades) open now.', [
+    'direction',
+    'upstream',
+  ]);
   // Off the request path: prom-client's own metrics.
   readonly upstreamEndpoints = new Gauge({
     name: 'meshlet_upstream_endpoints',
@@ -59,6 +63,12 @@ export class Metrics {
   readonly primaryHealthy = new Gauge({
     name: 'meshlet_primary_healthy',
     help: '1 while the primary passes its health check.',
+    registers: [this.registry],
+  });
+  readonly uncaughtErrors = new Counter({
+    name: 'meshlet_uncaught_errors_total',
+    help: 'Errors that escaped every handler: kind="peer" (a socket error of a peer; meshlet keeps serving) or "bug" (meshlet exits).',
+    labelNames: ['kind'] as const,
     registers: [this.registry],
   });
   readonly configReloads = new Counter({
@@ -93,6 +103,7 @@ export class Metrics {
 export class RouteMetrics {
   readonly inFlight: GaugeSeries;
   readonly firstByte: HistogramSeries;
+  readonly tunnelsOpen: GaugeSeries;
   private readonly byMethodAndCode = new Map<string, Map<number, CounterSeries>>();
   private readonly durationByCode = new Map<number, HistogramSeries>();
   private readonly repliesByReason = new Map<string, CounterSeries>();
@@ -106,6 +117,7 @@ export class RouteMetrics {
     this.upstream = upstream;
     this.inFlight = metrics.inFlight.labels(direction, upstream);
     this.firstByte = metrics.firstByte.labels(direction, upstream);
+    this.tunnelsOpen = metrics.tunnelsOpen.labels(direction, upstream);
   }
 
   /** Record one completed request. `method` must already be one of a bounded set. */

@@ -7,14 +7,16 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import type { MeshletConfig } from './config/schema.ts';
 import { createAdminRoutes } from './admin/routes.ts';
 import { createAdminServer } from './admin/server.ts';
-import { UpstreamTable } from './discovery/upstream-table.ts';
 import { Drain } from './health/drain.ts';
 import { PrimaryProbe } from './health/primary-probe.ts';
 import { listenOn } from './listen.ts';
+import { systemClock, type Clock } from './core/clock.ts';
+import type { Runtime } from './core/runtime.ts';
 import { createInbound } from './proxy/inbound.ts';
 import type { Listener } from './proxy/listener.ts';
 import { createOutbound } from './proxy/outbound.ts';
-import type { Upstream } from './proxy/upstream.ts';
+import type { UpstreamTable } from './upstream/table.ts';
+import type { Upstream } from './upstream/upstream.ts';
 import { AccessLog } from './telemetry/access-log.ts';
 import { LogWriter } from './telemetry/log-writer.ts';
 import { Metrics } from './telemetry/metrics.ts';
@@ -24,11 +26,16 @@ export type SidecarOptions = {
   logDestination?: DestinationStream;
   /** Include Node process metrics in /metrics (default true). */
   processMetrics?: boolean;
+  /** Time for every policy (default: the system clock). Tests pass a fake one. */
+  clock?: Clock;
+  /** Layers added innermost to every upstream's stack (tests, embedders). */
+  extraLayers?: Runtime['extraLayers'];
 };
 
 export type Readiness = { ready: boolean; reasons: string[] };
 
 export class Sidecar {
+  readonly runtime: Runtime;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly drain = new Drain();
@@ -51,12 +58,21 @@ export class Sidecar {
     this.logger = pino({ base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
     this.metrics = new Metrics({ serviceName: config.service.name, processMetrics: options.processMetrics });
     this.accessLog = config.telemetry.accessLog.enabled ? new AccessLog(destination, config.service.name) : null;
-    const deps = { config, metrics: this.metrics, logger: this.logger, accessLog: this.accessLog, drain: this.drain };
-    const inbound = createInbound(deps);
+    this.runtime = {
+      config,
+      metrics: this.metrics,
+      logger: this.logger,
+      clock: options.clock ?? systemClock,
+      accessLog: this.accessLog,
+      drain: this.drain,
+      extraLayers: options.extraLayers,
+    };
+    const inbound = createInbound(this.runtime);
     this.inbound = inbound.listener;
     this.primary = inbound.primary;
-    this.upstreams = new UpstreamTable(config, this.metrics);
-    this.outbound = createOutbound({ ...deps, upstreams: this.upstreams });
+    const outbound = createOutbound(this.runtime);
+    this.outbound = outbound.listener;
+    this.upstreams = outbound.upstreams;
     this.probe = new PrimaryProbe(config.inbound.primary, config.inbound.healthCheck, this.logger);
     this.probe.on('change', (healthy) => this.metrics.primaryHealthy.set(healthy ? 1 : 0));
     this.metrics.primaryHealthy.set(0);

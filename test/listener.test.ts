@@ -2,9 +2,9 @@ import test from 'ava';
 import pino from 'pino';
 import { request } from 'undici';
 import { parseConfig } from '../src/config/load.ts';
+import { systemClock } from '../src/core/clock.ts';
 import { Listener } from '../src/proxy/listener.ts';
 import { Tunnels } from '../src/proxy/tunnels.ts';
-import { Metrics } from '../src/telemetry/metrics.ts';
 import { LogSink } from './helpers/with-sidecar.ts';
 
 test('a bug that escapes the pipeline is logged and cuts only that response', async (t) => {
@@ -19,12 +19,11 @@ test('a bug that escapes the pipeline is logged and cuts only that response', as
     pipeline: async (ex) => {
       calls++;
       if (calls === 1) throw new Error('bug on the request path');
-      ex.res.end('fine');
+      ex.res!.end('fine');
     },
-    upgrade: (_req, socket) => socket.destroy(),
+    clock: systemClock,
     logger: pino(logs),
     tunnels: new Tunnels({ max: 1, halfCloseTimeoutMs: 1000 }),
-    unrouted: new Metrics({ serviceName: 'bug', processMetrics: false }).route('inbound', 'primary'),
   });
   const address = await listener.listen('127.0.0.1:0');
   t.teardown(() => listener.close());

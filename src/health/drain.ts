@@ -2,9 +2,9 @@
  * Graceful drain: once begun, readiness fails and new requests are refused with 503 `draining`,
  * while requests already in flight run to completion.
  */
-import { MeshletError } from '../proxy/errors.ts';
-import type { Exchange } from '../proxy/exchange.ts';
-import type { Handler, Stage } from '../proxy/pipeline.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { Exchange } from '../core/exchange.ts';
+import type { Handler, Stage } from '../core/stage.ts';
 
 export class Drain {
   draining = false;

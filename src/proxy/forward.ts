@@ -1,72 +1,73 @@
 /**
- * Sending one request to one endpoint and streaming the response back, chunk by chunk.
+ * Sending one attempt through undici, and relaying its response to the client chunk by chunk.
  *
- * A `ForwardAttempt` is undici's dispatch handler for one request: no per-request closures, and the
- * response is written to the client as undici hands it over, with backpressure both ways.
- * Failure rules (contract): before the response head reaches the client, the attempt rejects with a
+ * A `ForwardAttempt` is the attempt and undici's dispatch handler in one object: no per-request
+ * closures. `send()` resolves at the response head with the body held back (undici paused), so the
+ * upstream's layers can read the status before anything is committed; `relay()` is the one place that
+ * writes to the client: the head, then the body with backpressure both ways.
+ * Failure rules (contract): before the head reaches the client, the attempt rejects with a
  * MeshletError and the rescue stage answers; after it, the client connection is cut, so a truncated
  * body is never presented as complete.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
-import type { Timeouts } from '../config/schema.ts';
-import { MeshletError, fromTransportError } from './errors.ts';
-import type { Exchange, ProxyResponse } from './exchange.ts';
-import type { Endpoint } from './endpoint.ts';
+import { Attempt, type ResponseHeaders } from '../core/attempt.ts';
+import { CLIENT_GONE, MeshletError } from '../core/errors.ts';
+import type { Exchange, ProxyResponse } from '../core/exchange.ts';
+import { CLIENT_GONE_LABEL, SUCCESS, failureLabel } from '../core/outcome.ts';
 import { responseHeaders } from './headers.ts';
+import { fromTransportError } from './transport-errors.ts';
 
 type Controller = Dispatcher.DispatchController;
 
-class ClientGoneError extends Error {
-  override readonly name = 'ClientGoneError';
-  readonly code = 'MESHLET_CLIENT_GONE';
-}
-const CLIENT_GONE = new ClientGoneError('the client went away');
+/** Where the response stands. Bytes reach the client only in `relaying`. */
+type Phase = 'sending' | 'head' | 'relaying' | 'ended' | 'failed' | 'discarded';
 
-/** Forward `ex` to `endpoint`. Resolves when the response is complete or the client is gone. */
-export function forward(ex: Exchange, endpoint: Endpoint, timeouts: Timeouts): Promise<void> {
-  return new ForwardAttempt(ex, endpoint, timeouts).start();
-}
-
-export class ForwardAttempt implements Dispatcher.DispatchHandler {
+export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandler {
+  private phase: Phase = 'sending';
   private controller: Controller | null = null;
   private pendingAbort: Error | null = null;
-  private totalTimer: NodeJS.Timeout | null = null;
-  private readonly settled = Promise.withResolvers<void>();
-  private readonly res: ProxyResponse;
-  private readonly ex: Exchange;
-  private readonly endpoint: Endpoint;
-  private readonly timeouts: Timeouts;
+  /** Body bytes that arrived before `relay()` (a HEAD-like response ends without pausing). */
+  private early: Buffer[] | null = null;
+  /** The response ended before `relay()` was called. */
+  private endedEarly = false;
+  /** A transport failure after the head and before `relay()`: relay rejects with it. */
+  private lateFailure: MeshletError | null = null;
+  private head: PromiseWithResolvers<Attempt> | null = null;
+  private body: PromiseWithResolvers<void> | null = null;
 
-  constructor(ex: Exchange, endpoint: Endpoint, timeouts: Timeouts) {
-    this.ex = ex;
-    this.res = ex.res;
-    this.endpoint = endpoint;
-    this.timeouts = timeouts;
+  override again(): Attempt {
+    return new ForwardAttempt(this.ex, this.resendCount + 1);
   }
 
-  start(): Promise<void> {
+  override send(): Promise<Attempt> {
     const ex = this.ex;
+    const endpoint = this.endpoint;
+    if (endpoint === null) return Promise.reject(new Error('ForwardAttempt.send: no endpoint was picked'));
+    if (ex.cancelled !== null) return Promise.reject(ex.cancelled);
     ex.attempt = this;
-    ex.endpoint = this.endpoint;
-    this.endpoint.inFlight++;
-    if (this.timeouts.total > 0) this.totalTimer = setTimeout(onTotalTimeout, this.timeouts.total, this);
+    ex.attempts++;
+    ex.endpoint = endpoint;
+    endpoint.inFlight++;
+    this.sentAt = ex.clock.now();
+    this.head = Promise.withResolvers<Attempt>();
+    const timeouts = ex.target!.policy.timeouts;
     const hasBody = ex.hasBody;
-    if (hasBody && this.timeouts.idle > 0 && !ex.req.complete) {
+    if (hasBody && timeouts.idle > 0 && !ex.req.complete) {
       // A client that stalls mid-upload: Node's server destroys a socket whose timeout fires with no
       // 'timeout' listener, and the response's 'close' then cancels the upstream request.
-      ex.req.socket.setTimeout(this.timeouts.idle);
+      ex.req.socket.setTimeout(timeouts.idle);
       ex.req.once('end', disarmBodyIdle);
     }
     try {
-      this.endpoint.pool.dispatch(
+      endpoint.pool.dispatch(
         {
           path: ex.path,
           method: ex.req.method ?? 'GET',
           headers: ex.head.headers,
           body: hasBody ? ex.req : null,
-          headersTimeout: this.timeouts.firstByte,
-          bodyTimeout: this.timeouts.idle,
+          headersTimeout: timeouts.firstByte,
+          bodyTimeout: timeouts.idle,
         },
         this,
       );
@@ -74,105 +75,173 @@ export class ForwardAttempt implements Dispatcher.DispatchHandler {
       // undici refuses some requests synchronously (a header value it will not send, say).
       this.onResponseError(null, error as Error);
     }
-    return this.settled.promise;
+    return this.head.promise;
   }
 
-  /** Stop the upstream request at once: the client is gone, or a deadline passed. */
-  abort(reason: Error): void {
+  override abort(reason: Error): void {
     if (this.controller === null) this.pendingAbort = reason;
     else if (!this.controller.aborted) this.controller.abort(reason);
   }
+
+  override relay(): Promise<void> {
+    const ex = this.ex;
+    const res = ex.res!;
+    if (this.lateFailure !== null) return Promise.reject(this.lateFailure);
+    if (ex.clientGone) {
+      this.discard();
+      return Promise.resolve();
+    }
+    this.phase = 'relaying';
+    ex.firstByteMs = this.headAt - ex.startedAt;
+    ex.status = this.status;
+    const out = responseHeaders(this.headers, ex.requestId);
+    if (this.statusMessage) res.writeHead(this.status, this.statusMessage, out);
+    else res.writeHead(this.status, out);
+    // A body without a length is a stream (SSE, token streams): send the head now, not with the
+    // first chunk, so the client sees the status while the model is still thinking.
+    if (this.headers['content-length'] === undefined) res.flushHeaders();
+    if (this.early !== null) for (const chunk of this.early) this.write(chunk);
+    this.early = null;
+    if (this.endedEarly) {
+      this.complete();
+      return Promise.resolve();
+    }
+    this.body = Promise.withResolvers<void>();
+    this.controller?.resume();
+    return this.body.promise;
+  }
+
+  override discard(): void {
+    if (this.phase === 'ended' || this.phase === 'failed' || this.phase === 'discarded') return;
+    this.phase = 'discarded';
+    this.early = null;
+    if (!this.endedEarly) this.abort(DISCARDED);
+    this.finish();
+    // A failure status keeps its failure outcome; anything else says nothing about the upstream.
+    this.settleHead('ignored');
+  }
+
+  // undici's dispatch handler
 
   onRequestStart(controller: Controller): void {
     this.controller = controller;
     if (this.pendingAbort !== null) controller.abort(this.pendingAbort);
   }
 
-  onResponseStart(_controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
+  onResponseStart(controller: Controller, statusCode: number, headers: ResponseHeaders, statusMessage?: string): void {
     // 1xx: Node has already answered the client's Expect itself; interim responses are not relayed.
     if (statusCode < 200) return;
-    const ex = this.ex;
-    ex.firstByteMs = ex.elapsedMs();
-    ex.status = statusCode;
-    const res = this.res;
-    const out = responseHeaders(headers, ex.requestId);
-    if (statusMessage) res.writeHead(statusCode, statusMessage, out);
-    else res.writeHead(statusCode, out);
-    // A body without a length is a stream (SSE, token streams): send the head now, not with the
-    // first chunk, so the client sees the status while the model is still thinking.
-    if (headers['content-length'] === undefined) res.flushHeaders();
+    this.status = statusCode;
+    this.statusMessage = statusMessage;
+    this.headers = headers;
+    this.headAt = this.ex.clock.now();
+    const rules = this.ex.target!.rules;
+    if (rules.isFailureStatus(statusCode)) this.retryable = rules.isRetryable(rules.statusLabel(statusCode));
+    this.phase = 'head';
+    controller.pause(); // the body waits for relay() or discard()
+    this.head!.resolve(this);
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
-    this.ex.bytesSent += chunk.length;
-    if (!this.res.write(chunk)) {
+    if (this.phase !== 'relaying') {
+      if (this.phase === 'head') (this.early ??= []).push(chunk);
+      return;
+    }
+    if (!this.write(chunk)) {
       controller.pause();
-      this.res.once('drain', resumeUpstream);
+      this.ex.res!.once('drain', resumeUpstream);
     }
   }
 
   onResponseEnd(): void {
-    this.res.end();
-    this.finish();
-    this.settled.resolve();
+    if (this.phase === 'head') {
+      this.endedEarly = true;
+      return;
+    }
+    if (this.phase === 'relaying') this.complete();
   }
 
   onResponseError(_controller: Controller | null, error: Error): void {
     const ex = this.ex;
+    const phase = this.phase;
+    if (phase === 'ended' || phase === 'failed' || phase === 'discarded') return;
+    this.phase = 'failed';
     this.finish();
     if (ex.clientGone || error === CLIENT_GONE) {
-      this.settled.resolve();
+      this.settle('ignored', CLIENT_GONE_LABEL, null);
+      this.head?.resolve(this); // nobody is waiting for an answer; rescue sees the client gone
+      this.body?.resolve();
       return;
     }
     const failure = fromTransportError(error, ex.upstream);
-    if (!this.res.headersSent) {
-      this.settled.reject(failure);
+    this.settle('failure', failureLabel(failure), failure);
+    if (phase === 'sending') {
+      this.head!.reject(failure);
+      return;
+    }
+    if (phase === 'head') {
+      // Nothing reached the client yet: relay() rejects and rescue answers.
+      this.lateFailure = failure;
       return;
     }
     // Bytes already reached the client: cutting the connection is the only honest signal left.
     ex.error = failure;
-    this.res.destroy(failure);
-    this.settled.resolve();
+    ex.res!.destroy(failure);
+    this.body!.resolve();
   }
 
   resume(): void {
     this.controller?.resume();
   }
 
+  private write(chunk: Buffer): boolean {
+    this.ex.bytesSent += chunk.length;
+    return this.ex.res!.write(chunk);
+  }
+
+  private complete(): void {
+    this.phase = 'ended';
+    this.ex.res!.end();
+    this.finish();
+    this.settleHead('success');
+    this.body?.resolve();
+  }
+
+  /** The outcome of a response whose head arrived: its status decides, unless nothing says otherwise. */
+  private settleHead(otherwise: 'success' | 'ignored'): void {
+    const rules = this.ex.target!.rules;
+    if (rules.isFailureStatus(this.status)) this.settle('failure', rules.statusLabel(this.status), null);
+    else this.settle(otherwise, otherwise === 'success' ? SUCCESS : DISCARDED_LABEL, null);
+  }
+
   private finish(): void {
-    if (this.totalTimer !== null) clearTimeout(this.totalTimer);
-    this.endpoint.inFlight--;
-    this.ex.attempt = null;
+    const ex = this.ex;
+    this.endpoint!.released();
+    if (ex.attempt === this) ex.attempt = null;
   }
 }
 
-function onTotalTimeout(attempt: ForwardAttempt): void {
-  attempt.abort(new MeshletError('upstream_timeout', 'the total request timeout passed'));
+const DISCARDED_LABEL = 'discarded';
+
+class DiscardedError extends Error {
+  override readonly name = 'DiscardedError';
 }
+/** Why undici is told to stop a response nobody will read. */
+const DISCARDED = new DiscardedError('the response was discarded');
 
 function disarmBodyIdle(this: IncomingMessage): void {
   this.socket.setTimeout(0);
 }
 
 function resumeUpstream(this: ProxyResponse): void {
-  this.exchange?.attempt?.resume();
+  (this.exchange?.attempt as ForwardAttempt | null)?.resume();
 }
 
-/** Response 'close' before 'finish': the client went away. Cancel the upstream request at once. */
-export function onResponseClose(this: ProxyResponse): void {
-  const ex = this.exchange;
-  if (ex === null || this.writableFinished) return;
-  ex.clientGone = true;
-  ex.attempt?.abort(CLIENT_GONE);
-}
+const relayAttempt = (attempt: Attempt): Promise<void> => attempt.relay();
 
-/** The terminal handler: forward to an endpoint of the upstream that routing chose. */
-export function forwardToTarget(ex: Exchange): Promise<void> {
+/** The terminal handler of a listener's stages: send through the upstream's layers, then relay. */
+export function forwardToUpstream(ex: Exchange): Promise<void> {
   const upstream = ex.target;
-  if (upstream === null) return Promise.reject(new Error('forwardToTarget: the exchange was not routed'));
-  const endpoint = upstream.pickEndpoint();
-  if (endpoint === undefined) {
-    return Promise.reject(new MeshletError('no_healthy_endpoints', `${upstream.name} has no endpoint to send to`, { retryAfter: 1 }));
-  }
-  return forward(ex, endpoint, upstream.policy.timeouts);
+  if (upstream === null) return Promise.reject(new Error('forwardToUpstream: the exchange was not routed'));
+  return upstream.send(new ForwardAttempt(ex, 0)).then(relayAttempt);
 }

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { RequestHead } from '../core/exchange.ts';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -21,16 +22,7 @@ const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-
 const ANSWERED_HERE = 'expect';
 const COMMA = /\s*,\s*/;
 
-/** What one scan of the client's raw headers yields: everything the request path needs. */
-export type RequestHead = {
-  /** Headers to send upstream, flat `[name, value, ...]` as undici takes them. */
-  headers: string[];
-  host: string | undefined;
-  hostCount: number;
-  requestId: string;
-  transferEncoding: string | undefined;
-  contentLength: string | undefined;
-};
+export type { RequestHead };
 
 /**
  * Build the upstream request headers from the client's, in one pass over `rawHeaders`.

@@ -1,69 +1,59 @@
 /**
  * The inbound request path: other agents -> this sidecar -> the primary agent.
  */
-import type { Logger } from 'pino';
-import type { MeshletConfig } from '../config/schema.ts';
-import type { Drain } from '../health/drain.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { Exchange } from '../core/exchange.ts';
+import type { Runtime } from '../core/runtime.ts';
+import { compose, lastStep, type Handler, type Stage } from '../core/stage.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
-import type { AccessLog } from '../telemetry/access-log.ts';
-import type { Metrics } from '../telemetry/metrics.ts';
 import { observe } from '../telemetry/observe.ts';
-import { forwardToTarget } from './forward.ts';
-import { MeshletError } from './errors.ts';
+import { Upstream } from '../upstream/upstream.ts';
 import { checkFraming } from './framing.ts';
+import { forwardToUpstream } from './forward.ts';
 import { Listener } from './listener.ts';
-import { compose, type Handler, type Stage } from './pipeline.ts';
 import { targetOf } from './request-target.ts';
 import { rescue } from './rescue.ts';
 import { Tunnels } from './tunnels.ts';
-import { createUpgradeHandler } from './upgrade.ts';
-import { Upstream } from './upstream.ts';
-import type { Exchange } from './exchange.ts';
+import { createTunnelStep } from './upgrade.ts';
+import { upstreamStack } from './upstream-layers.ts';
 
 /** The upstream name of the primary in metrics, logs and error replies. */
 export const PRIMARY = 'primary';
 
-export type InboundDeps = { config: MeshletConfig; metrics: Metrics; logger: Logger; accessLog: AccessLog | null; drain: Drain };
-
-export function createInbound(deps: InboundDeps): { listener: Listener; primary: Upstream } {
-  const { config, metrics, logger, drain } = deps;
+export function createInbound(runtime: Runtime): { listener: Listener; primary: Upstream } {
+  const { config, metrics, logger, drain } = runtime;
   const inbound = config.inbound;
-  const primary = new Upstream(
-    PRIMARY,
-    { ...config.defaults, timeouts: inbound.timeouts },
-    [inbound.primary],
-    metrics,
-    'inbound',
-  );
+  const policy = { ...config.defaults, timeouts: inbound.timeouts };
+  // Per upstream: deadline → pick endpoint → send (upstream-layers.ts).
+  const primary = new Upstream(PRIMARY, policy, [inbound.primary], metrics, 'inbound', upstreamStack(runtime));
   const limit = new ConcurrencyLimit(inbound.limits.maxConcurrentRequests);
-  const unrouted = metrics.route('inbound', PRIMARY);
-  // Order matters. Outermost first:
-  //   observe              metrics and access log: sees every outcome, local replies included, and
-  //                        times the whole exchange;
-  //   rescue               the one place errors become replies, inside observe so replies are recorded;
-  //   framing              refuse ambiguous requests before anything acts on them;
-  //   drain                refuse new work while shutting down;
-  //   concurrency          shed load before spending a connection on it;
-  //   route                everything inbound goes to the primary.
+  const tunnels = new Tunnels({ max: inbound.limits.maxTunnels, halfCloseTimeoutMs: inbound.limits.tunnelHalfCloseTimeout });
+  // Per request, outermost first:
+  //   observe       metrics and access log: sees every outcome, local replies included, and times
+  //                 the whole exchange;
+  //   rescue        the one place errors become replies, inside observe so replies are recorded;
+  //   framing       refuse ambiguous requests (and those the parser refused) before anything acts;
+  //   drain         refuse new work while shutting down;
+  //   concurrency   shed load before spending a connection on it;
+  //   route         everything inbound goes to the primary;
+  //   last step     forward through the primary's layers and relay, or open a tunnel for an upgrade.
   const stages: Stage[] = [
-    observe('inbound', unrouted, deps.accessLog),
+    observe('inbound', metrics.route('inbound', PRIMARY), runtime.accessLog),
     rescue(logger),
     checkFraming,
     drain.stage,
     limit.stage,
     routeTo(primary),
   ];
-  const pipeline: Handler = compose(stages, forwardToTarget);
-  const tunnels = new Tunnels({ max: inbound.limits.maxTunnels, halfCloseTimeoutMs: inbound.limits.tunnelHalfCloseTimeout });
-  const upgrade = createUpgradeHandler({ route: () => primary, drain, trustForwarded: inbound.trustForwardedHeaders, logger, unrouted, tunnels });
+  const tunnel = createTunnelStep({ tunnels, trustForwarded: inbound.trustForwardedHeaders });
+  const pipeline = compose(stages, lastStep({ request: forwardToUpstream, upgrade: tunnel }));
   const listener = new Listener({
     name: 'inbound',
     limits: inbound.limits,
     trustForwarded: inbound.trustForwardedHeaders,
     pipeline,
-    upgrade,
     logger,
-    unrouted,
+    clock: runtime.clock,
     tunnels,
   });
   return { listener, primary };

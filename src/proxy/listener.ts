@@ -1,71 +1,72 @@
 /**
- * A hardened HTTP/1.1 listener that hands each request to a pipeline. Shared by inbound and outbound.
+ * A hardened HTTP/1.1 listener that turns everything a client sends into exchanges for one pipeline.
+ * Shared by inbound and outbound.
+ *
+ * Every request is recorded once, through the same stages: ordinary requests, upgrades and CONNECT
+ * (answered on the raw socket), and requests Node's parser refused (the framing stage answers them).
  *
  * Hardening: Node's strict parser (never `insecureHTTPParser`); malformed heads answered 400 and too
  * large ones 431 with meshlet's JSON reply; a deadline for receiving the request head (slowloris);
  * no total request deadline, because agent requests may stream for minutes.
  */
-import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ListenerLimits } from '../config/schema.ts';
-import { MeshletError, isHeaderOverflow } from './errors.ts';
-import { Exchange, ProxyResponse } from './exchange.ts';
-import type { Handler } from './pipeline.ts';
-import { sendRawLocalReply } from './reply.ts';
-import type { Tunnels } from './tunnels.ts';
+import type { Clock } from '../core/clock.ts';
+import { MeshletError } from '../core/errors.ts';
+import { Exchange, ProxyResponse, type ExchangeContext } from '../core/exchange.ts';
+import type { Handler } from '../core/stage.ts';
 import { listenOn } from '../listen.ts';
-import { methodLabel, type RouteMetrics } from '../telemetry/metrics.ts';
-
-const OTHER_METHOD = methodLabel(undefined);
-
-export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+import { sendRawLocalReply } from './reply.ts';
+import { scanRequestHead } from './headers.ts';
+import type { Tunnels } from './tunnels.ts';
+import { isHeaderOverflow } from './transport-errors.ts';
 
 /** How often idle keep-alive connections are closed while draining. */
 const DRAIN_SWEEP_MS = 100;
 
 export class Listener {
   readonly server: Server<typeof IncomingMessage, typeof ProxyResponse>;
-  /** Requests accepted and not yet finished. */
+  readonly name: 'inbound' | 'outbound';
+  readonly tunnels: Tunnels;
+  /** Exchanges accepted and not yet finished. */
   active = 0;
   private draining = false;
   private idleWaiter: PromiseWithResolvers<void> | null = null;
   private readonly run: (ex: Exchange) => Promise<void>;
-  readonly name: 'inbound' | 'outbound';
+  private readonly context: ExchangeContext;
   private readonly trustForwarded: boolean;
   private readonly logger: Logger;
-  private readonly unrouted: RouteMetrics;
-  readonly tunnels: Tunnels;
 
   constructor(options: {
     name: 'inbound' | 'outbound';
     limits: ListenerLimits;
     trustForwarded: boolean;
     pipeline: Handler;
-    upgrade: UpgradeHandler;
     logger: Logger;
-    /** Where requests refused before routing are counted. */
-    unrouted: RouteMetrics;
-    /** The tunnels that `upgrade` opens: part of drain. */
+    clock: Clock;
+    /** The tunnels that upgrades open: part of drain. */
     tunnels: Tunnels;
   }) {
-    const { limits, pipeline, upgrade } = options;
-    this.unrouted = options.unrouted;
-    this.tunnels = options.tunnels;
+    const { limits, pipeline } = options;
     this.name = options.name;
-    this.trustForwarded = options.trustForwarded;
     this.logger = options.logger;
+    this.tunnels = options.tunnels;
+    this.context = { clock: options.clock };
+    this.trustForwarded = options.trustForwarded;
     this.run = async (ex) => {
       try {
         await pipeline(ex);
       } catch (error) {
-        // Rescue answers every request error; this is a bug in meshlet. One request must not take the
-        // process down with it.
+        // Rescue answers every request error; this is a bug in rescue itself. One request must not
+        // take the process down with it.
         this.logger.error({ err: error, requestId: ex.requestId }, 'request pipeline failed');
-        ex.res.destroy();
+        if (ex.res !== null) ex.res.destroy();
+        else ex.socket.destroy();
       } finally {
+        ex.finish();
         this.finished();
       }
     };
@@ -84,9 +85,9 @@ export class Listener {
       },
       (req, res) => this.onRequest(req, res as ProxyResponse),
     );
-    this.server.on('upgrade', upgrade);
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onRawRequest(req, socket, head, 'upgrade'));
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onRawRequest(req, socket, head, 'connect'));
     this.server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => this.onClientError(error, socket));
-    this.server.on('connect', onConnectMethod);
   }
 
   async listen(hostPort: string): Promise<AddressInfo> {
@@ -97,7 +98,7 @@ export class Listener {
 
   private onRequest(req: IncomingMessage, res: ProxyResponse): void {
     this.active++;
-    const ex = new Exchange(req, res, this.trustForwarded);
+    const ex = new Exchange(req, res, scanRequestHead(req, this.trustForwarded), this.context);
     if (this.draining) res.shouldKeepAlive = false;
     if (ex.head.transferEncoding === undefined) {
       void this.run(ex);
@@ -108,14 +109,23 @@ export class Listener {
     Promise.resolve(ex).then(this.run);
   }
 
+  /** Upgrades and CONNECT: Node hands over the socket, and stops watching it. */
+  private onRawRequest(req: IncomingMessage, socket: Duplex, head: Buffer, kind: 'upgrade' | 'connect'): void {
+    socket.on('error', destroySelf);
+    this.active++;
+    void this.run(new Exchange(req, null, scanRequestHead(req, this.trustForwarded), this.context, kind, socket, head));
+  }
+
   private finished(): void {
     this.active--;
     if (this.active === 0 && this.idleWaiter !== null) this.idleWaiter.resolve();
   }
 
   /**
-   * Requests Node's parser refused. Usually there is no request object, only the socket; when the
-   * head was fine but the body is malformed, the exchange exists and the framing stage records it.
+   * Requests Node's parser refused. Usually there is no request object, only the socket: such a
+   * request becomes an exchange of its own that the framing stage refuses, so it is answered, logged
+   * and counted like any other. When the head was fine but the body is malformed, the exchange exists
+   * and the framing stage records it.
    */
   private onClientError(error: Error & { code?: string }, socket: Duplex): void {
     if (error.code === 'ECONNRESET' || error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable) {
@@ -131,11 +141,18 @@ export class Listener {
       socket.destroy();
       return;
     }
-    if (current === undefined) {
-      this.unrouted.localReply(failure.code);
-      this.unrouted.completed(OTHER_METHOD, failure.status, 0);
+    if (current?.exchange) {
+      // The request is already an exchange; its response must not be written twice. Answer on the
+      // socket and close it: the exchange sees a destroyed socket and records the refusal.
+      current.exchange.refused = failure;
+      sendRawLocalReply(socket, failure, '-', current.exchange.requestId);
+      return;
     }
-    sendRawLocalReply(socket, failure, '-', current?.exchange?.requestId ?? '-');
+    const refused = new IncomingMessage(socket as Socket);
+    this.active++;
+    const ex = new Exchange(refused, null, scanRequestHead(refused, this.trustForwarded), this.context, 'request', socket);
+    ex.refused = failure;
+    void this.run(ex);
   }
 
   /**
@@ -170,9 +187,6 @@ export class Listener {
   }
 }
 
-
-/** CONNECT tunnels (HTTPS through a forward proxy) are not something meshlet offers. */
-function onConnectMethod(this: Server, req: IncomingMessage, socket: Duplex): void {
-  const requestId = req.headers['x-request-id'];
-  sendRawLocalReply(socket, new MeshletError('bad_request', 'CONNECT is not supported'), '-', typeof requestId === 'string' ? requestId : randomUUID());
+function destroySelf(this: Duplex): void {
+  this.destroy();
 }

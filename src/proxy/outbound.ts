@@ -4,69 +4,50 @@
  * The upstream is the request's host name, port ignored: `Host: researcher` (origin-form) and
  * `GET http://researcher/x` (absolute-form, as HTTP_PROXY clients send) both reach `researcher`.
  */
-import type { Logger } from 'pino';
-import type { MeshletConfig } from '../config/schema.ts';
-import type { UpstreamTable } from '../discovery/upstream-table.ts';
-import type { Drain } from '../health/drain.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { Exchange } from '../core/exchange.ts';
+import type { Runtime } from '../core/runtime.ts';
+import { compose, lastStep, type Handler, type Stage } from '../core/stage.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
-import type { AccessLog } from '../telemetry/access-log.ts';
-import type { Metrics } from '../telemetry/metrics.ts';
 import { observe } from '../telemetry/observe.ts';
-import { MeshletError } from './errors.ts';
-import type { Exchange } from './exchange.ts';
-import { forwardToTarget } from './forward.ts';
+import { UpstreamTable } from '../upstream/table.ts';
 import { checkFraming } from './framing.ts';
+import { forwardToUpstream } from './forward.ts';
 import { Listener } from './listener.ts';
-import { compose, type Handler, type Stage } from './pipeline.ts';
 import { targetOf } from './request-target.ts';
 import { rescue } from './rescue.ts';
 import { Tunnels } from './tunnels.ts';
-import { createUpgradeHandler } from './upgrade.ts';
-import type { Upstream } from './upstream.ts';
+import { createTunnelStep } from './upgrade.ts';
+import { upstreamStack } from './upstream-layers.ts';
 
-export type OutboundDeps = {
-  config: MeshletConfig;
-  metrics: Metrics;
-  logger: Logger;
-  accessLog: AccessLog | null;
-  drain: Drain;
-  upstreams: UpstreamTable;
-};
-
-export function createOutbound(deps: OutboundDeps): Listener {
-  const { config, metrics, logger, drain, upstreams } = deps;
+export function createOutbound(runtime: Runtime): { listener: Listener; upstreams: UpstreamTable } {
+  const { config, metrics, logger, drain } = runtime;
   const outbound = config.outbound;
+  // Per upstream: deadline → pick endpoint → send (upstream-layers.ts), as for the primary.
+  const upstreams = new UpstreamTable(config, metrics, upstreamStack(runtime));
   const limit = new ConcurrencyLimit(outbound.limits.maxConcurrentRequests);
-  const unrouted = metrics.route('outbound', 'unknown');
-  // Same order as inbound (see inbound.ts), with routing by name last before forwarding.
+  const tunnels = new Tunnels({ max: outbound.limits.maxTunnels, halfCloseTimeoutMs: outbound.limits.tunnelHalfCloseTimeout });
+  // Per request: the same order as inbound (see inbound.ts), routing by name last.
   const stages: Stage[] = [
-    observe('outbound', unrouted, deps.accessLog),
+    observe('outbound', metrics.route('outbound', 'unknown'), runtime.accessLog),
     rescue(logger),
     checkFraming,
     drain.stage,
     limit.stage,
     routeByName(upstreams),
   ];
-  const pipeline = compose(stages, forwardToTarget);
-  const tunnels = new Tunnels({ max: outbound.limits.maxTunnels, halfCloseTimeoutMs: outbound.limits.tunnelHalfCloseTimeout });
-  const upgrade = createUpgradeHandler({
-    route: (req) => resolve(upstreams, targetOf(req.url ?? '/', req.headers.host).name),
-    drain,
-    trustForwarded: outbound.trustForwardedHeaders,
-    logger,
-    unrouted,
-    tunnels,
-  });
-  return new Listener({
+  const tunnel = createTunnelStep({ tunnels, trustForwarded: outbound.trustForwardedHeaders });
+  const pipeline = compose(stages, lastStep({ request: forwardToUpstream, upgrade: tunnel }));
+  const listener = new Listener({
     name: 'outbound',
     limits: outbound.limits,
     trustForwarded: outbound.trustForwardedHeaders,
     pipeline,
-    upgrade,
     logger,
-    unrouted,
+    clock: runtime.clock,
     tunnels,
   });
+  return { listener, upstreams };
 }
 
 function routeByName(upstreams: UpstreamTable): Stage {
@@ -75,16 +56,12 @@ function routeByName(upstreams: UpstreamTable): Stage {
       const target = targetOf(ex.path, ex.head.host);
       if (target.path === null) return Promise.reject(new MeshletError('bad_request', 'only http:// absolute URIs can be proxied'));
       ex.path = target.path;
-      const upstream = resolve(upstreams, target.name);
-      if (upstream instanceof MeshletError) return Promise.reject(upstream);
+      const upstream = upstreams.get(target.name);
+      if (upstream === undefined) {
+        const message = target.name === '' ? 'the request names no upstream (no Host)' : `no upstream called "${target.name}" is configured or registered`;
+        return Promise.reject(new MeshletError('unknown_upstream', message));
+      }
       ex.routeTo(upstream);
       return next(ex);
     };
-}
-
-function resolve(upstreams: UpstreamTable, name: string): Upstream | MeshletError {
-  return (
-    upstreams.get(name) ??
-    new MeshletError('unknown_upstream', name === '' ? 'the request names no upstream (no Host)' : `no upstream called "${name}" is configured or registered`)
-  );
 }

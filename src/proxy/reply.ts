@@ -5,24 +5,25 @@
 import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { MeshletError } from './errors.ts';
+import type { MeshletError } from '../core/errors.ts';
 
 export function replyBody(error: MeshletError, upstream: string, requestId: string): string {
   return JSON.stringify({ error: { code: error.code, message: error.message, upstream, requestId } });
 }
 
-/** Answer on a response whose head has not been sent yet. */
+/** Answer on a response whose head has not been sent yet. Returns the body's size in bytes. */
 export function sendLocalReply(
   res: ServerResponse,
   error: MeshletError,
   upstream: string,
   requestId: string,
   closeConnection: boolean,
-): void {
+): number {
   const body = replyBody(error, upstream, requestId);
+  const length = Buffer.byteLength(body);
   const headers: Record<string, string | number> = {
     'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
+    'content-length': length,
     'x-meshlet-error': error.code,
     'x-request-id': requestId,
   };
@@ -30,31 +31,35 @@ export function sendLocalReply(
   if (closeConnection) headers.connection = 'close';
   res.writeHead(error.status, headers);
   res.end(body);
+  return length;
 }
 
 /**
- * Answer on a bare socket: for requests Node's parser rejected (no ServerResponse exists) and for
- * upgrade requests. Always closes the connection: after a framing error nothing more can be trusted.
+ * Answer on a bare socket: for requests Node's parser rejected (no ServerResponse exists), upgrades
+ * and CONNECT. Always closes the connection: after a framing error nothing more can be trusted.
+ * Returns the body's size in bytes (0 when the socket could no longer be written).
  */
-export function sendRawLocalReply(socket: Duplex, error: MeshletError, upstream: string, requestId: string): void {
+export function sendRawLocalReply(socket: Duplex, error: MeshletError, upstream: string, requestId: string): number {
   // Node's server stops watching a socket it hands over (CONNECT, upgrade): a reset that arrives
   // while this reply is written must be this socket's event, not the process's.
   if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
   if (!socket.writable) {
     socket.destroy();
-    return;
+    return 0;
   }
   const body = replyBody(error, upstream, requestId);
+  const length = Buffer.byteLength(body);
   const retryAfter = error.retryAfter === undefined ? '' : `retry-after: ${error.retryAfter}\r\n`;
   socket.end(
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ''}\r\n` +
       'content-type: application/json\r\n' +
-      `content-length: ${Buffer.byteLength(body)}\r\n` +
+      `content-length: ${length}\r\n` +
       `x-meshlet-error: ${error.code}\r\n` +
       `x-request-id: ${requestId}\r\n${retryAfter}` +
       'connection: close\r\n\r\n' +
       body,
   );
+  return length;
 }
 
 function destroyOnError(this: Duplex): void {

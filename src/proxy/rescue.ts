@@ -1,12 +1,16 @@
 /**
- * The one place where errors become responses. Everything below this stage throws MeshletErrors
- * (or lets transport errors through); this stage answers the client once, the right way.
+ * The one place where errors become responses. Everything below this stage rejects with a
+ * MeshletError; this stage answers the client once, the right way.
+ *
+ * Anything else reaching here is a bug in meshlet, not the upstream's doing: it is answered 500
+ * `internal` and logged with its stack, never blamed on the upstream as a reset (which would count
+ * against a healthy upstream's breaker and get it ejected).
  */
 import type { Logger } from 'pino';
-import { MeshletError, fromTransportError } from './errors.ts';
-import type { Exchange } from './exchange.ts';
-import type { Handler, Stage } from './pipeline.ts';
-import { sendLocalReply } from './reply.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { Exchange } from '../core/exchange.ts';
+import type { Handler, Stage } from '../core/stage.ts';
+import { sendLocalReply, sendRawLocalReply } from './reply.ts';
 
 export function rescue(logger: Logger): Stage {
   return (next: Handler): Handler =>
@@ -14,8 +18,13 @@ export function rescue(logger: Logger): Stage {
       try {
         await next(ex);
       } catch (error) {
-        if (!(error instanceof MeshletError)) logger.error({ err: error, requestId: ex.requestId }, 'unexpected error on the request path');
-        answer(ex, fromTransportError(error, ex.upstream));
+        if (error instanceof MeshletError) {
+          answer(ex, error);
+          return;
+        }
+        if (ex.clientGone) return; // whatever failed, nobody is waiting for the answer
+        logger.error({ err: error, requestId: ex.requestId, upstream: ex.upstream }, 'bug: unexpected error on the request path');
+        answer(ex, new MeshletError('internal', 'meshlet failed to handle this request', { cause: error }));
       }
     };
 }
@@ -23,9 +32,17 @@ export function rescue(logger: Logger): Stage {
 /** Reply with `failure` when nothing has been sent yet; otherwise cut the connection. */
 export function answer(ex: Exchange, failure: MeshletError): void {
   ex.error = failure;
-  if (ex.clientGone || ex.res.destroyed) return;
-  if (ex.res.headersSent) {
-    ex.res.destroy(failure);
+  const res = ex.res;
+  if (res === null) {
+    if (ex.clientGone || ex.socket.destroyed) return;
+    ex.localReply = true;
+    ex.status = failure.status;
+    ex.bytesSent = sendRawLocalReply(ex.socket, failure, ex.upstream, ex.requestId);
+    return;
+  }
+  if (ex.clientGone || res.destroyed) return;
+  if (res.headersSent) {
+    res.destroy(failure);
     return;
   }
   ex.localReply = true;
@@ -33,5 +50,5 @@ export function answer(ex: Exchange, failure: MeshletError): void {
   // After a framing error nothing more on this connection can be trusted; while draining, the
   // client should reconnect elsewhere.
   const close = failure.code === 'bad_request' || failure.code === 'draining';
-  sendLocalReply(ex.res, failure, ex.upstream, ex.requestId, close);
+  ex.bytesSent = sendLocalReply(res, failure, ex.upstream, ex.requestId, close);
 }

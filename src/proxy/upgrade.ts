@@ -1,110 +1,126 @@
 /**
- * WebSocket (HTTP/1.1 Upgrade) tunnelling: the one place that talks to http-proxy-3.
+ * WebSocket (HTTP/1.1 Upgrade) tunnelling, the last step of an upgrade exchange: the one place that
+ * talks to http-proxy-3.
  *
- * Hardened beyond the library: each open tunnel is handed to the listener's `Tunnels`, which ties the
- * two sockets' lives together, bounds how many are open and ends them on drain (tunnels.ts). Each
- * upgrade is counted in `meshlet_requests_total` (code 101 once the tunnel is open, or the local
- * reply's status).
+ * An upgrade goes through the same stages as any request (observe, rescue, framing, drain, limits,
+ * route); this step opens the tunnel, and resolves once the upstream has answered: 101 and the tunnel
+ * is handed to the listener's `Tunnels` (which ties the two sockets' lives together, bounds how many
+ * are open and ends them on drain), or another status, which http-proxy-3 relays to the client.
+ * Failures before an answer reject, and rescue answers on the raw socket.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
 import { createProxyServer } from 'http-proxy-3';
-import type { Logger } from 'pino';
-import { MeshletError, fromTransportError } from './errors.ts';
-import { sendRawLocalReply } from './reply.ts';
-import type { Upstream } from './upstream.ts';
-import type { Drain } from '../health/drain.ts';
-import type { RouteMetrics } from '../telemetry/metrics.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { Exchange } from '../core/exchange.ts';
+import type { Handler } from '../core/stage.ts';
+import { answer } from './rescue.ts';
 import type { Tunnels } from './tunnels.ts';
-
-/** Where an upgrade request goes: an upstream, or the error to answer with. */
-export type UpgradeRoute = (req: IncomingMessage) => Upstream | MeshletError;
+import { fromTransportError } from './transport-errors.ts';
 
 const FORWARDED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
 const SWITCHING_PROTOCOLS = 101;
 
-type Tunnel = { upstream: Upstream; requestId: string; startedAt: number };
+/** An upgrade on its way to the upstream; settled by whichever of its answers comes first. */
+type Pending = {
+  ex: Exchange;
+  answered: PromiseWithResolvers<void>;
+  opened: boolean;
+  /** An answer (or giving up) has settled `answered`; later events are the aftermath. */
+  settled: boolean;
+  /** The request to the upstream, once http-proxy-3 has made it. */
+  proxyReq: { destroy(): unknown } | null;
+};
 
-export function createUpgradeHandler(options: {
-  route: UpgradeRoute;
-  drain: Drain;
-  trustForwarded: boolean;
-  logger: Logger;
-  unrouted: RouteMetrics;
-  tunnels: Tunnels;
-}): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
-  const { logger, unrouted, tunnels: openTunnels } = options;
-  const tunnels = new WeakMap<IncomingMessage, Tunnel>();
-  const open = new WeakSet<Duplex>();
+export function createTunnelStep(options: { tunnels: Tunnels; trustForwarded: boolean }): Handler {
+  const { tunnels } = options;
+  const pending = new WeakMap<IncomingMessage, Pending>();
   const proxy = createProxyServer({ ws: true, xfwd: true, xfwdWsProtoAsHttp: true });
 
-  proxy.on('proxyReqWs', (proxyReq, req, clientSocket) => {
+  proxy.on('proxyReqWs', (proxyReq, req) => {
+    const upgrade = pending.get(req);
+    if (upgrade === undefined) return;
+    upgrade.proxyReq = proxyReq;
     // Registered after http-proxy-3's own 'upgrade' listener (it registers it once this event
     // returns; the upstream cannot answer before the next tick): that one unshifts the upstream's
     // first bytes and pipes the sockets, and a 'data' listener added before the pipe would swallow them.
-    process.nextTick(() => proxyReq.on('upgrade', (_res: IncomingMessage, upstreamSocket: Socket) => {
-      open.add(clientSocket);
-      const tunnel = tunnels.get(req);
-      if (tunnel === undefined) {
-        upstreamSocket.destroy();
-        clientSocket.destroy();
-        return;
-      }
-      openTunnels.add(clientSocket as Socket, upstreamSocket, tunnel.upstream.route.tunnelsOpen, isWebSocket(req));
-      tunnel.upstream.route.completed('GET', SWITCHING_PROTOCOLS, (performance.now() - tunnel.startedAt) / 1000);
-    }));
+    process.nextTick(() => proxyReq.on('upgrade', (_res: IncomingMessage, upstreamSocket: Socket) => opened(upgrade, upstreamSocket)));
+    proxyReq.on('response', (res: IncomingMessage) => {
+      // Not switching (401, 403, 426...): http-proxy-3 relays this answer and closes the connection.
+      if (upgrade.settled) return;
+      upgrade.settled = true;
+      upgrade.ex.status = res.statusCode ?? 502;
+      upgrade.answered.resolve();
+    });
   });
   proxy.on('error', (error, req, socket) => {
-    const tunnel = tunnels.get(req);
-    const name = tunnel?.upstream.name ?? '-';
-    logger.warn({ err: error, upstream: name, requestId: tunnel?.requestId }, 'websocket tunnel failed');
-    if (open.has(socket as Duplex)) {
-      (socket as Duplex).destroy();
+    const upgrade = pending.get(req);
+    if (upgrade === undefined || upgrade.settled) {
+      // Answered already (the tunnel is open, or meshlet gave up): the sockets are closing.
+      (socket as Socket).destroy();
       return;
     }
-    reject(tunnel?.upstream.route ?? unrouted, socket as Duplex, fromTransportError(error, name), name, tunnel?.requestId ?? '-');
+    upgrade.settled = true;
+    // http-proxy-3 closes the client socket as soon as this handler returns: the reply must be written
+    // now, by rescue's own `answer`, rather than when rescue would see a rejection.
+    answer(upgrade.ex, fromTransportError(error, upgrade.ex.upstream));
+    upgrade.answered.resolve();
   });
 
-  return function tunnel(req, socket, head) {
-    socket.on('error', destroySelf);
-    if (!req.headers['x-request-id']) req.headers['x-request-id'] = randomUUID();
-    const requestId = String(req.headers['x-request-id']);
-    if (options.drain.draining) {
-      reject(unrouted, socket, new MeshletError('draining', 'meshlet is shutting down'), '-', requestId);
+  function opened(upgrade: Pending, upstreamSocket: Socket): void {
+    const ex = upgrade.ex;
+    if (upgrade.settled) {
+      upstreamSocket.destroy();
       return;
     }
-    const target = options.route(req);
-    if (target instanceof MeshletError) {
-      reject(unrouted, socket, target, '-', requestId);
-      return;
-    }
-    if (openTunnels.full) {
-      reject(target.route, socket, new MeshletError('overloaded', 'too many open tunnels', { retryAfter: 1 }), target.name, requestId);
-      return;
-    }
-    const endpoint = target.pickEndpoint();
+    upgrade.settled = true;
+    upgrade.opened = true;
+    ex.status = SWITCHING_PROTOCOLS;
+    ex.firstByteMs = ex.elapsedMs();
+    tunnels.add(ex.socket as Socket, upstreamSocket, ex.route!.tunnelsOpen, isWebSocket(ex.req));
+    upgrade.answered.resolve();
+  }
+
+  return function openTunnel(ex: Exchange): Promise<void> {
+    const upstream = ex.target;
+    if (upstream === null) return Promise.reject(new Error('openTunnel: the exchange was not routed'));
+    if (tunnels.full) return Promise.reject(new MeshletError('overloaded', 'too many open tunnels', { retryAfter: 1 }));
+    const endpoint = upstream.pickEndpoint();
     if (endpoint === undefined) {
-      reject(target.route, socket, new MeshletError('no_healthy_endpoints', `no endpoint for ${target.name}`), target.name, requestId);
-      return;
+      return Promise.reject(new MeshletError('no_healthy_endpoints', `${upstream.name} has no endpoint to send to`, { retryAfter: 1 }));
     }
+    ex.endpoint = endpoint;
+    const req = ex.req;
+    req.headers['x-request-id'] = ex.requestId;
     if (!options.trustForwarded) for (const name of FORWARDED) delete req.headers[name];
-    tunnels.set(req, { upstream: target, requestId, startedAt: performance.now() });
-    proxy.ws(req, socket, head, { target: endpoint.url, changeOrigin: true });
+    const upgrade: Pending = { ex, answered: Promise.withResolvers<void>(), opened: false, settled: false, proxyReq: null };
+    pending.set(req, upgrade);
+    // Until the upstream answers, the upgrade is an ordinary request: bounded by the first-byte
+    // timeout, and cancelled when the client goes away.
+    const firstByte = upstream.policy.timeouts.firstByte;
+    const timer = firstByte > 0 ? setTimeout(giveUp, firstByte, upgrade, new MeshletError('upstream_timeout', `${upstream.name} did not answer the upgrade in time`)) : null;
+    const clientGone = () => {
+      ex.clientGone = true;
+      giveUp(upgrade, null);
+    };
+    ex.socket.once('close', clientGone);
+    proxy.ws(req, ex.socket, ex.upgradeHead ?? Buffer.alloc(0), { target: endpoint.url, changeOrigin: true });
+    return upgrade.answered.promise.finally(() => {
+      if (timer !== null) clearTimeout(timer);
+      ex.socket.off('close', clientGone);
+    });
   };
 }
 
-function reject(route: RouteMetrics, socket: Duplex, failure: MeshletError, upstream: string, requestId: string): void {
-  route.localReply(failure.code);
-  route.completed('GET', failure.status, 0);
-  sendRawLocalReply(socket, failure, upstream, requestId);
+/** Stop waiting for the upstream's answer: with `failure` to answer, or null when the client left. */
+function giveUp(upgrade: Pending, failure: MeshletError | null): void {
+  if (upgrade.settled) return;
+  upgrade.settled = true;
+  upgrade.proxyReq?.destroy();
+  if (failure === null) upgrade.answered.resolve();
+  else upgrade.answered.reject(failure);
 }
 
 function isWebSocket(req: IncomingMessage): boolean {
   return req.headers.upgrade?.toLowerCase() === 'websocket';
-}
-
-function destroySelf(this: Duplex): void {
-  this.destroy();
 }

@@ -2,9 +2,9 @@
  * Load shedding: at most `max` requests in flight on a listener; the rest get 503 `overloaded` at
  * once instead of queueing without bound.
  */
-import { MeshletError } from '../proxy/errors.ts';
-import type { Exchange } from '../proxy/exchange.ts';
-import type { Handler, Stage } from '../proxy/pipeline.ts';
+import { MeshletError } from '../core/errors.ts';
+import type { Exchange } from '../core/exchange.ts';
+import type { Handler, Stage } from '../core/stage.ts';
 
 export class ConcurrencyLimit {
   inFlight = 0;

@@ -5,7 +5,7 @@
  * it like every other meshlet log line. The path is logged without its query string, which often
  * carries tokens.
  */
-import type { Exchange } from '../proxy/exchange.ts';
+import type { Exchange } from '../core/exchange.ts';
 import type { Direction } from './metrics.ts';
 import { recordedStatus } from './status.ts';
 

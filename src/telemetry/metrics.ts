@@ -49,6 +49,12 @@ export class Metrics {
     'Replies meshlet made itself, by error code.',
     ['direction', 'upstream', 'reason'],
   );
+  readonly upstreamAttempts = new CounterFamily(
+    this.registry,
+    'meshlet_upstream_attempts_total',
+    'Attempts sent to an upstream (first tries and retries), by outcome: success, connect-failure, reset, timeout, a failure status such as 503, discarded, or client-gone and rejected (not counted against the upstream).',
+    ['direction', 'upstream', 'outcome'],
+  );
   readonly tunnelsOpen = new GaugeFamily(this.registry, 'meshlet_tunnels_open', 'Tunnels (WebSocket upgrades) open now.', [
     'direction',
     'upstream',
@@ -107,6 +113,7 @@ export class RouteMetrics {
   private readonly byMethodAndCode = new Map<string, Map<number, CounterSeries>>();
   private readonly durationByCode = new Map<number, HistogramSeries>();
   private readonly repliesByReason = new Map<string, CounterSeries>();
+  private readonly attemptsByOutcome = new Map<string, CounterSeries>();
   private readonly metrics: Metrics;
   readonly direction: Direction;
   readonly upstream: string;
@@ -133,6 +140,16 @@ export class RouteMetrics {
       this.durationByCode.set(code, histogram);
     }
     histogram.observe(seconds);
+  }
+
+  /** Record one attempt's outcome label (a bounded set: core/outcome.ts). */
+  attempted(outcome: string): void {
+    let counter = this.attemptsByOutcome.get(outcome);
+    if (counter === undefined) {
+      counter = this.metrics.upstreamAttempts.labels(this.direction, this.upstream, outcome);
+      this.attemptsByOutcome.set(outcome, counter);
+    }
+    counter.inc();
   }
 
   localReply(reason: string): void {

@@ -2,8 +2,8 @@
  * The observe stage: outermost on every listener, so it sees every outcome, local replies included,
  * and records each finished exchange in the metrics and the access log.
  */
-import type { Exchange } from '../proxy/exchange.ts';
-import type { Handler, Stage } from '../proxy/pipeline.ts';
+import type { Exchange } from '../core/exchange.ts';
+import type { Handler, Stage } from '../core/stage.ts';
 import type { AccessLog } from './access-log.ts';
 import { methodLabel, type Direction, type RouteMetrics } from './metrics.ts';
 import { recordedStatus } from './status.ts';

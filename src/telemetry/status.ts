@@ -1,4 +1,4 @@
-import type { Exchange } from '../proxy/exchange.ts';
+import type { Exchange } from '../core/exchange.ts';
 
 /** Status recorded when the client went away before any response head was sent (nginx's 499). */
 export const CLIENT_CLOSED = 499;

@@ -1,46 +1,10 @@
-import { MAX_RESPONSE_HEAD_BYTES } from './endpoint.ts';
-
-/**
- * The errors meshlet answers with itself. Each has a stable code (the contract's table), an HTTP
- * status and, when it came from the transport, the original error as `cause`.
- */
-
-/** Contract: code -> status of every reply meshlet makes itself. */
-export const LOCAL_REPLY_STATUS = {
-  bad_request: 400,
-  unknown_upstream: 404,
-  rate_limited: 429,
-  header_too_large: 431,
-  upstream_unreachable: 502,
-  upstream_reset: 502,
-  circuit_open: 503,
-  no_healthy_endpoints: 503,
-  overloaded: 503,
-  draining: 503,
-  upstream_timeout: 504,
-} as const;
-
-export type ErrorCode = keyof typeof LOCAL_REPLY_STATUS;
-
-export class MeshletError extends Error {
-  readonly code: ErrorCode;
-  readonly status: number;
-  /** Seconds for `Retry-After`, when the condition is expected to pass. */
-  readonly retryAfter: number | undefined;
-
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfter?: number }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'MeshletError';
-    this.code = code;
-    this.status = LOCAL_REPLY_STATUS[code];
-    this.retryAfter = options?.retryAfter;
-  }
-}
-
 /**
  * The one place where transport errors (undici's and the socket's) become meshlet errors.
- * Anything unrecognised is a reset: the upstream did not give a complete response head.
  */
+import { MeshletError } from '../core/errors.ts';
+import { MAX_RESPONSE_HEAD_BYTES } from '../upstream/endpoint.ts';
+
+/** Anything unrecognised is a reset: the upstream did not give a complete response head. */
 export function fromTransportError(error: unknown, upstream: string): MeshletError {
   if (error instanceof MeshletError) return error;
   const { code, name, message } = (error ?? {}) as { code?: string; name?: string; message?: string };

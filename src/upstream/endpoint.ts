@@ -1,6 +1,6 @@
 /**
  * One address an upstream can be reached at, with its pool of keep-alive connections.
- * This and forward.ts are the only places that touch undici.
+ * This and proxy/forward.ts are the only places that touch undici.
  */
 import { createRequire } from 'node:module';
 import type { Pool as UndiciPool } from 'undici';
@@ -17,15 +17,16 @@ const KEEP_ALIVE_MS = 4_000;
 export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 
 // Only undici's Pool, not its index: the index also loads fetch, WebSocket, caches and more, ~11 MB of
-// resident memory that a sidecar never uses.
+// resident memory that a sidecar never uses. undici's package.json has no `exports` map, so this path
+// is as public as its index; no narrower entry point exists.
 const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
 
 export class Endpoint {
   readonly pool: UndiciPool;
   /** Requests to this endpoint not yet finished. */
   inFlight = 0;
-
   readonly url: string;
+  private retiring: PromiseWithResolvers<void> | null = null;
 
   constructor(url: string, timeouts: Timeouts) {
     this.url = url;
@@ -39,6 +40,21 @@ export class Endpoint {
       pipelining: 1,
       maxHeaderSize: MAX_RESPONSE_HEAD_BYTES,
     });
+  }
+
+  /** A request to this endpoint ended. */
+  released(): void {
+    this.inFlight--;
+    if (this.inFlight === 0 && this.retiring !== null) this.retiring.resolve();
+  }
+
+  /** The endpoint left its upstream: close it once its requests in flight are done. */
+  async retire(): Promise<void> {
+    if (this.inFlight > 0) {
+      this.retiring ??= Promise.withResolvers<void>();
+      await this.retiring.promise;
+    }
+    await this.pool.close();
   }
 
   close(): Promise<void> {

@@ -4,14 +4,14 @@
  */
 import type { MeshletConfig } from '../config/schema.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { Upstream } from '../proxy/upstream.ts';
+import { Upstream, type UpstreamStack } from './upstream.ts';
 
 export class UpstreamTable {
   private readonly upstreams = new Map<string, Upstream>();
 
-  constructor(config: MeshletConfig, metrics: Metrics) {
+  constructor(config: MeshletConfig, metrics: Metrics, stack: UpstreamStack) {
     for (const [name, upstream] of Object.entries(config.upstreams)) {
-      this.upstreams.set(name, new Upstream(name, upstream, upstream.endpoints ?? [], metrics, 'outbound'));
+      this.upstreams.set(name, new Upstream(name, upstream, upstream.endpoints ?? [], metrics, 'outbound', stack));
     }
   }
 

@@ -7,7 +7,8 @@
 import { Writable } from 'node:stream';
 import test, { type ExecutionContext } from 'ava';
 import { deepMerge, parseConfig } from '../../src/config/load.ts';
-import { Sidecar } from '../../src/sidecar.ts';
+import { Sidecar, type SidecarOptions } from '../../src/sidecar.ts';
+import { FakeClock } from './fake-clock.ts';
 import { startUpstream, type RequestHandler, type Upstream } from './servers.ts';
 
 export type LogLine = Record<string, unknown> & { msg?: string };
@@ -60,6 +61,8 @@ export type FixtureOptions = {
   config?: (upstream: Upstream) => Record<string, unknown>;
   /** Wait until the primary's health check passed (default true). */
   waitReady?: boolean;
+  /** Sidecar options beyond the log sink: a fake clock, extra layers. */
+  sidecar?: Pick<SidecarOptions, 'clock' | 'extraLayers'>;
 };
 
 /** Start a sidecar in front of a fresh upstream; both are closed when the test ends. */
@@ -80,7 +83,7 @@ export async function startSidecar(t: ExecutionContext, options: FixtureOptions 
   const loaded = parseConfig(raw);
   if (!loaded.ok) throw new Error(`test config invalid:\n${loaded.problems.join('\n')}`);
   const logs = new LogSink();
-  const sidecar = new Sidecar(loaded.config, { logDestination: logs, processMetrics: false });
+  const sidecar = new Sidecar(loaded.config, { ...options.sidecar, logDestination: logs, processMetrics: false });
   await sidecar.start();
   t.teardown(() => sidecar.close());
   const addresses = sidecar.addresses!;
@@ -100,5 +103,17 @@ export async function startSidecar(t: ExecutionContext, options: FixtureOptions 
 export const withSidecar = test.macro(
   async (t, options: FixtureOptions, body: (t: ExecutionContext, fixture: Fixture) => Promise<void>) => {
     await body(t, await startSidecar(t, options));
+  },
+);
+
+/**
+ * A sidecar whose policies run on a fake clock (timers of the total deadline, and later windows,
+ * backoff, budgets, ejection): the test moves time with `clock.advance(ms)` instead of sleeping.
+ */
+export const withFakeClock = test.macro(
+  async (t, options: FixtureOptions, body: (t: ExecutionContext, fixture: Fixture & { clock: FakeClock }) => Promise<void>) => {
+    const clock = new FakeClock();
+    const fixture = await startSidecar(t, { ...options, sidecar: { ...options.sidecar, clock } });
+    await body(t, { ...fixture, clock });
   },
 );

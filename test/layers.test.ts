@@ -1,0 +1,142 @@
+/**
+ * Single stages and layers, each with a fake `next` and, where time matters, a fake clock: what one
+ * concern does, without sockets.
+ */
+import test from 'ava';
+import { Attempt } from '../src/core/attempt.ts';
+import { MeshletError } from '../src/core/errors.ts';
+import type { Exchange } from '../src/core/exchange.ts';
+import { compose, type Handler, type Send } from '../src/core/stage.ts';
+import { parseConfig } from '../src/config/load.ts';
+import { Drain } from '../src/health/drain.ts';
+import { ConcurrencyLimit } from '../src/resilience/concurrency.ts';
+import { deadline } from '../src/resilience/deadline.ts';
+import { Metrics } from '../src/telemetry/metrics.ts';
+import { pickEndpoint } from '../src/upstream/balancer.ts';
+import { Upstream } from '../src/upstream/upstream.ts';
+import { FakeClock } from './helpers/fake-clock.ts';
+
+/** An attempt that never touches a socket: `send` resolves with itself at once. */
+class StubAttempt extends Attempt {
+  override send(): Promise<Attempt> {
+    return Promise.resolve(this);
+  }
+  override relay(): Promise<void> {
+    return Promise.resolve();
+  }
+  override discard(): void {}
+  override abort(): void {}
+  override again(): Attempt {
+    return new StubAttempt(this.ex, this.resendCount + 1);
+  }
+}
+
+/** Just enough of an exchange for the layers under test: a clock, a deadline slot, cancellation. */
+function stubExchange(clock: FakeClock, target: Upstream | null = null): Exchange & { cancelledWith: Error[] } {
+  const cancelledWith: Error[] = [];
+  return {
+    clock,
+    deadline: null,
+    target,
+    cancelledWith,
+    cancel(reason: Error) {
+      cancelledWith.push(reason);
+    },
+  } as unknown as Exchange & { cancelledWith: Error[] };
+}
+
+function upstreamWith(urls: string[]): Upstream {
+  const loaded = parseConfig({ service: { name: 'layers' } });
+  if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
+  const metrics = new Metrics({ serviceName: 'layers', processMetrics: false });
+  return new Upstream('researcher', loaded.config.defaults, urls, metrics, 'outbound', () => (a) => a.send());
+}
+
+const never: Send = () => new Promise(() => {});
+
+test('deadline: the exchange is cancelled with upstream_timeout when the total passes, not before', (t) => {
+  const clock = new FakeClock();
+  const ex = stubExchange(clock);
+  const send = deadline(5_000)(never);
+  void send(new StubAttempt(ex, 0));
+  clock.advance(4_999);
+  t.deepEqual(ex.cancelledWith, []);
+  clock.advance(1);
+  t.is(ex.cancelledWith.length, 1);
+  t.is((ex.cancelledWith[0] as MeshletError).code, 'upstream_timeout');
+});
+
+test('deadline: one per exchange, never re-armed by a retry', (t) => {
+  const clock = new FakeClock();
+  const ex = stubExchange(clock);
+  const send = deadline(5_000)(never);
+  void send(new StubAttempt(ex, 0));
+  clock.advance(3_000);
+  void send(new StubAttempt(ex, 1));
+  t.is(clock.pending, 1);
+  clock.advance(2_000);
+  t.is(ex.cancelledWith.length, 1, 'the retry did not get a fresh 5 s');
+});
+
+test('deadline: off (0) adds nothing to the stack', (t) => {
+  t.is(deadline(0)(never), never);
+});
+
+test('pick endpoint: round-robin over the endpoints; none at all is a refusal with an ignored outcome', async (t) => {
+  const clock = new FakeClock();
+  const upstream = upstreamWith(['http://127.0.0.1:1', 'http://127.0.0.1:2']);
+  t.teardown(() => upstream.close());
+  const send = pickEndpoint(upstream)((a) => Promise.resolve(a));
+  const picked = [];
+  for (let i = 0; i < 3; i++) picked.push((await send(new StubAttempt(stubExchange(clock, upstream), 0))).endpoint!.url);
+  t.deepEqual(picked, ['http://127.0.0.1:1', 'http://127.0.0.1:2', 'http://127.0.0.1:1']);
+
+  const empty = upstreamWith([]);
+  const outcomes: string[] = [];
+  empty.onOutcome((a) => outcomes.push(`${a.outcome}:${a.label}`));
+  const attempt = new StubAttempt(stubExchange(clock, empty), 0);
+  const error = await t.throwsAsync(pickEndpoint(empty)(never)(attempt));
+  t.is((error as MeshletError).code, 'no_healthy_endpoints');
+  t.deepEqual(outcomes, ['ignored:rejected']);
+});
+
+test('an endpoint set replaced while an attempt is in flight: the attempt keeps its endpoint, which closes once it is done', async (t) => {
+  const upstream = upstreamWith(['http://127.0.0.1:1']);
+  t.teardown(() => upstream.close());
+  const old = upstream.endpoints[0]!;
+  old.inFlight++;
+  upstream.setEndpoints(['http://127.0.0.1:2', 'http://127.0.0.1:1']);
+  t.is(upstream.endpoints[1], old, 'an endpoint that stays keeps its pool');
+  upstream.setEndpoints(['http://127.0.0.1:2']);
+  t.deepEqual(upstream.endpoints.map((e) => e.url), ['http://127.0.0.1:2']);
+  t.false(old.pool.closed, 'still serving its request in flight');
+  old.released();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.true(old.pool.closed);
+});
+
+const answered: Handler = () => Promise.resolve();
+
+test('drain stage: requests pass until drain begins, then get 503 draining', async (t) => {
+  const drain = new Drain();
+  const handle = drain.stage(answered);
+  await t.notThrowsAsync(handle({} as Exchange));
+  drain.begin();
+  const error = await t.throwsAsync(handle({} as Exchange));
+  t.is((error as MeshletError).code, 'draining');
+});
+
+test('concurrency stage: over the limit is 503 overloaded; every slot comes back, after failures too', async (t) => {
+  const limit = new ConcurrencyLimit(2);
+  const releases: (() => void)[] = [];
+  const held: Handler = () => new Promise((resolve, reject) => releases.push(() => (releases.length % 2 ? resolve() : reject(new Error('x')))));
+  const handle = compose([limit.stage], held);
+  const first = handle({} as Exchange).catch(() => {});
+  const second = handle({} as Exchange).catch(() => {});
+  const third = await t.throwsAsync(handle({} as Exchange));
+  t.is((third as MeshletError).code, 'overloaded');
+  t.is((third as MeshletError).retryAfter, 1);
+  for (const release of releases) release();
+  await Promise.all([first, second]);
+  t.is(limit.inFlight, 0);
+});

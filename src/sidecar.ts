@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { MeshletConfig } from './config/schema.ts';
 import { createAdminRoutes } from './admin/routes.ts';
+import { unbuiltKeys } from './config/unbuilt.ts';
 import { createAdminServer } from './admin/server.ts';
 import { Drain } from './health/drain.ts';
 import { PrimaryProbe } from './health/primary-probe.ts';
@@ -91,6 +92,8 @@ export class Sidecar {
       throw error;
     }
     this.probe.start();
+    const unbuilt = unbuiltKeys(this.config);
+    if (unbuilt.length > 0) this.logger.warn({ keys: unbuilt }, 'these config keys are accepted but not built yet: they have no effect');
     this.logger.info({ admin: `${this.addresses.admin.address}:${this.addresses.admin.port}` }, 'meshlet started');
     return this;
   }

@@ -4,9 +4,10 @@ import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { loadConfigFile, loadConfigText } from '../src/config/load.ts';
+import { loadConfigFile, loadConfigText, parseConfig } from '../src/config/load.ts';
 import { configJsonSchema } from '../src/config/json-schema.ts';
 import { parseDuration, parseSize } from '../src/config/units.ts';
+import { unbuiltKeys } from '../src/config/unbuilt.ts';
 
 const run = promisify(execFile);
 const CLI = new URL('../bin/meshlet.js', import.meta.url).pathname;
@@ -132,4 +133,23 @@ test('meshlet --help and --version', async (t) => {
   t.is((await run(process.execPath, [CLI, '--version'])).stdout.trim(), pkg.version);
   const unknown = (await run(process.execPath, [CLI, 'fly']).catch((e: unknown) => e)) as { code: number; stderr: string };
   t.is(unknown.code, 2);
+});
+
+test('config keys whose feature is not built yet are named in one warning at start', (t) => {
+  const loaded = parseConfig({
+    service: { name: 'warn' },
+    inbound: { rateLimit: { requestsPerSecond: 5 } },
+    registry: { backend: 'etcd' },
+    upstreams: { found: {} },
+    telemetry: { tracing: { enabled: true } },
+  });
+  if (!loaded.ok) return t.fail(loaded.problems.join('\n'));
+  t.deepEqual(unbuiltKeys(loaded.config), [
+    'retries (defaults and upstreams)',
+    'circuitBreaker (defaults and upstreams)',
+    'inbound.rateLimit',
+    'registry.backend',
+    'upstreams.found.endpoints (registry lookup)',
+    'telemetry.tracing',
+  ]);
 });

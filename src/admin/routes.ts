@@ -1,11 +1,23 @@
 /**
  * The admin endpoints (contract: "Admin listener").
  */
+import type { MeshletConfig } from '../config/schema.ts';
 import { redact } from '../config/redact.ts';
-import type { Sidecar } from '../sidecar.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import type { UpstreamTable } from '../upstream/table.ts';
+import type { Upstream } from '../upstream/upstream.ts';
 import type { AdminRoutes } from './server.ts';
 
-export function createAdminRoutes(sidecar: Sidecar): AdminRoutes {
+/** What the admin endpoints read: the sidecar's parts, not the sidecar. */
+export type AdminSources = {
+  readonly config: MeshletConfig;
+  readonly metrics: Metrics;
+  readonly primary: Upstream;
+  readonly upstreams: UpstreamTable;
+  readiness(): { ready: boolean; reasons: string[] };
+};
+
+export function createAdminRoutes(sidecar: AdminSources): AdminRoutes {
   return {
     /** Liveness: the process answers. Never depends on the primary. */
     'GET /healthz': () => ({ status: 200, body: { status: 'alive' } }),

@@ -101,6 +101,8 @@ async function run(config: MeshletConfig): Promise<number> {
   const [{ Sidecar }, { installLastResort }] = await Promise.all([import('./sidecar.ts'), import('./last-resort.ts')]);
   const sidecar = new Sidecar(config);
   installLastResort({ logger: sidecar.logger, counter: sidecar.metrics.uncaughtErrors, flush: () => sidecar.flushLogs() });
+  // Lines still waiting for a full stdout (the last lifecycle events, a fatal error) get a last chance.
+  process.once('exit', () => sidecar.flushLogs());
   await sidecar.start();
   const signal = await stopped.promise;
   sidecar.logger.info({ signal }, 'stopping');

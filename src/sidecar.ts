@@ -23,7 +23,7 @@ import { LogWriter } from './telemetry/log-writer.ts';
 import { Metrics } from './telemetry/metrics.ts';
 
 export type SidecarOptions = {
-  /** Where JSON logs go (default: stdout, buffered). Tests pass a sink they own. */
+  /** Where JSON logs go (default: stdout, through log-writer.ts). Tests pass a sink they own. */
   logDestination?: DestinationStream;
   /** Include Node process metrics in /metrics (default true). */
   processMetrics?: boolean;
@@ -49,15 +49,22 @@ export class Sidecar {
   addresses: { inbound: AddressInfo; outbound: AddressInfo; admin: AddressInfo } | null = null;
   private stopping: Promise<void> | null = null;
   private readonly accessLog: AccessLog | null;
+  /** stdout's writer, unless a test passed its own destination. */
+  private readonly logWriter: LogWriter | null;
   readonly config: MeshletConfig;
 
   constructor(config: MeshletConfig, options: SidecarOptions = {}) {
     this.config = config;
-    // Written synchronously like Node's own stdout (async fs writes measured ~10% slower): access lines
-    // in 4 KiB batches, lifecycle events at once (log-writer.ts).
-    const destination = options.logDestination ?? new LogWriter(1);
-    this.logger = pino({ base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
     this.metrics = new Metrics({ serviceName: config.service.name, processMetrics: options.processMetrics });
+    // Written synchronously like Node's own stdout (async fs writes measured ~10% slower): access lines
+    // in batches, lifecycle events at once; never waiting for a full pipe (log-writer.ts).
+    let destination = options.logDestination;
+    this.logWriter = null;
+    if (destination === undefined) {
+      const dropped = this.metrics.logLinesDropped;
+      destination = this.logWriter = new LogWriter(1, { onDropped: (kind, lines) => dropped.labels(kind).inc(lines) });
+    }
+    this.logger = pino({ base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
     this.accessLog = config.telemetry.accessLog.enabled ? new AccessLog(destination, config.service.name) : null;
     this.runtime = {
       config,
@@ -124,9 +131,13 @@ export class Sidecar {
     await this.close();
   }
 
-  /** Write out the access-log lines held in the current batch (before an exit that skips close()). */
+  /**
+   * Write out the access-log lines held in the current batch and the lifecycle lines waiting for a full
+   * stdout (blocking briefly): for an exit, including one that skips close().
+   */
   flushLogs(): void {
     this.accessLog?.flush();
+    this.logWriter?.flushSync();
   }
 
   /** Close everything at once. */

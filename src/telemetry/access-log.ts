@@ -11,9 +11,13 @@ import { recordedStatus } from './status.ts';
 
 /**
  * Where lines go: the same destination as pino's. One that can take bytes (meshlet's LogWriter) gets
- * the batch buffer itself and must be done with it when `writeBytes` returns; any other gets text.
+ * the batch buffer itself and must be done with it when `writeBytes` returns, and the batch's line
+ * count (it drops whole batches while stdout is full, and counts their lines); any other gets text.
  */
-export type LogDestination = { write(text: string): unknown; writeBytes?(bytes: Buffer, length: number): unknown };
+export type LogDestination = {
+  write(text: string): unknown;
+  writeBytes?(bytes: Buffer, length: number, lines: number): unknown;
+};
 
 /** Requests are recorded, then formatted and handed over in batches of this many... */
 const BATCH_LINES = 64;
@@ -111,22 +115,25 @@ export class AccessLog {
   /** Write every recorded line to the destination. */
   flush(): void {
     let length = 0;
+    let lines = 0;
     for (let i = 0; i < this.count; i++) {
       const bound = this.maxBytes(i);
       if (bound > BUFFER_BYTES - length) {
-        this.hand(this.buffer, length);
+        this.hand(this.buffer, length, lines);
         length = 0;
+        lines = 0;
         if (bound > BUFFER_BYTES) {
           // A path of tens of kilobytes: a buffer of its own.
           const large = Buffer.allocUnsafe(bound);
-          this.hand(large, this.encode(i, large, 0));
+          this.hand(large, this.encode(i, large, 0), 1);
           continue;
         }
       }
       length = this.encode(i, this.buffer, length);
+      lines++;
     }
     this.count = 0;
-    this.hand(this.buffer, length);
+    this.hand(this.buffer, length, lines);
   }
 
   close(): void {
@@ -134,9 +141,9 @@ export class AccessLog {
     this.flush();
   }
 
-  private hand(bytes: Buffer, length: number): void {
+  private hand(bytes: Buffer, length: number, lines: number): void {
     if (length === 0) return;
-    if (this.destination.writeBytes !== undefined) this.destination.writeBytes(bytes, length);
+    if (this.destination.writeBytes !== undefined) this.destination.writeBytes(bytes, length, lines);
     else this.destination.write(bytes.toString('utf8', 0, length));
   }
 

@@ -77,6 +77,12 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly logLinesDropped = new Counter({
+    name: 'meshlet_log_lines_dropped_total',
+    help: 'Log lines dropped because stdout could not take them: its reader fell behind (a full pipe) or went away. kind="access" or "lifecycle".',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly configReloads = new Counter({
     name: 'meshlet_config_reloads_total',
     help: 'Config reloads, by result.',
@@ -88,6 +94,8 @@ export class Metrics {
 
   constructor(options: { serviceName: string; processMetrics?: boolean | undefined }) {
     this.registry.setDefaultLabels({ service: options.serviceName });
+    // Both series exist from the start, so that a rate over them is defined before the first drop.
+    for (const kind of ['access', 'lifecycle'] as const) this.logLinesDropped.labels(kind).inc(0);
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: 'meshlet_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     }

@@ -187,3 +187,25 @@ test('the total deadline cuts a response already streaming: never a clean trunca
   await t.throwsAsync(body);
   t.deepEqual(chunks, ['data: first\n\n']);
 });
+
+test('a response held by a layer before relay arrives whole: early body bytes wait, undici pauses past a bound', withSidecar, {
+  upstream: (_req, res) => {
+    res.writeHead(200, { 'content-length': String(2 * 1024 * 1024) });
+    for (let i = 0; i < 32; i++) res.write(Buffer.alloc(64 * 1024, i));
+    res.end();
+  },
+  sidecar: {
+    extraLayers: () => [
+      (next) => async (attempt) => {
+        const answered = await next(attempt);
+        await new Promise((resolve) => setTimeout(resolve, 100)); // a layer that takes its time to decide
+        return answered;
+      },
+    ],
+  },
+}, async (t, { outbound }) => {
+  const res = await request(`${outbound}/big`, { headers: { host: 'echo' } });
+  const body = Buffer.from(await res.body.arrayBuffer());
+  t.is(body.length, 2 * 1024 * 1024);
+  for (let i = 0; i < 32; i++) t.is(body[i * 64 * 1024 + 123], i);
+});

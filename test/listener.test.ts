@@ -22,6 +22,7 @@ test('a bug that escapes the pipeline is logged and cuts only that response', as
       ex.res!.end('fine');
     },
     clock: systemClock,
+    upgradeTypes: ['websocket'],
     logger: pino(logs),
     tunnels: new Tunnels({ max: 1, halfCloseTimeoutMs: 1000 }),
   });

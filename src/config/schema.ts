@@ -96,6 +96,16 @@ const limits = z
   })
   .prefault({});
 
+/**
+ * The `Upgrade` protocols this listener tunnels: `websocket`, or none (`[]`). A request asking for any
+ * other (h2c, say) is proxied as an ordinary HTTP/1.1 request without its `Upgrade`, as a server that
+ * does not switch would answer it: tunnelling arbitrary upgrades would let later requests inside the
+ * tunnel bypass every per-request rule (h2c smuggling).
+ */
+const upgradeTypes = z
+  .array(z.literal('websocket', { error: 'only websocket can be tunnelled; other upgrades are proxied as ordinary requests' }))
+  .prefault(['websocket']);
+
 /** What `defaults` sets for every upstream, and each upstream may override part by part. */
 export const policySchema = z.strictObject({ timeouts, retries, circuitBreaker });
 
@@ -136,6 +146,7 @@ export const configSchema = z.strictObject({
       limits,
       /** Trust X-Forwarded-* sent by clients (only behind a trusted proxy). */
       trustForwardedHeaders: z.boolean().prefault(false),
+      upgradeTypes,
     })
     .prefault({}),
   outbound: z
@@ -143,6 +154,7 @@ export const configSchema = z.strictObject({
       listen: listen('127.0.0.1:15001'),
       limits,
       trustForwardedHeaders: z.boolean().prefault(false),
+      upgradeTypes,
     })
     .prefault({}),
   admin: z.strictObject({ listen: listen('127.0.0.1:15000') }).prefault({}),

@@ -79,8 +79,12 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
         this,
       );
     } catch (error) {
-      // undici refuses some requests synchronously (a header value it will not send, say).
-      this.onResponseError(null, error as Error);
+      // undici refuses some requests synchronously (a header value or a path it will not send): the
+      // request cannot be sent as it is. Nothing reached the upstream, so it is not its failure.
+      this.phase = 'failed';
+      this.finish();
+      const refusal = new MeshletError('bad_request', `meshlet cannot forward this request: ${(error as Error).message}`, { cause: error });
+      return Promise.reject(this.refuse(refusal));
     }
     return this.head.promise;
   }

@@ -11,7 +11,7 @@ import { Upstream } from '../upstream/upstream.ts';
 import { checkFraming } from './framing.ts';
 import { forwardToUpstream } from './forward.ts';
 import { Listener } from './listener.ts';
-import { targetOf } from './request-target.ts';
+import { answerAsteriskForm, targetOf } from './request-target.ts';
 import { rescue } from './rescue.ts';
 import { Tunnels } from './tunnels.ts';
 import { createTunnelStep } from './upgrade.ts';
@@ -55,6 +55,7 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
     logger,
     clock: runtime.clock,
     tunnels,
+    upgradeTypes: inbound.upgradeTypes,
   });
   return { listener, primary };
 }
@@ -62,6 +63,7 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
 function routeTo(upstream: Upstream): Stage {
   return (next: Handler): Handler =>
     function routeToPrimary(ex: Exchange): Promise<void> {
+      if (ex.path === '*') return answerAsteriskForm(ex);
       // An absolute-form target (`GET http://any/x`) reaches the primary in origin-form (`/x`), as
       // from any proxy: a primary checking `req.url.startsWith('/admin')` must not be handed a
       // request line its router reads differently.

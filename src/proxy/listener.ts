@@ -49,6 +49,8 @@ export class Listener {
     clock: Clock;
     /** The tunnels that upgrades open: part of drain. */
     tunnels: Tunnels;
+    /** `Upgrade` protocols that are tunnelled; other upgrade requests are ordinary requests. */
+    upgradeTypes: readonly string[];
   }) {
     const { limits, pipeline } = options;
     this.name = options.name;
@@ -82,6 +84,9 @@ export class Listener {
         keepAliveTimeout: 5_000,
         requireHostHeader: false, // checked by the framing stage, to answer in meshlet's format
         noDelay: true,
+        // Only upgrades this listener tunnels become 'upgrade' events; any other (h2c, ...) is an
+        // ordinary request, whose Upgrade and Connection headers stop here (headers.ts).
+        shouldUpgradeCallback: upgradeAllowed(options.upgradeTypes),
       },
       (req, res) => this.onRequest(req, res as ProxyResponse),
     );
@@ -134,7 +139,9 @@ export class Listener {
     }
     const failure = isHeaderOverflow(error)
       ? new MeshletError('header_too_large', 'request headers exceed the limit', { cause: error })
-      : new MeshletError('bad_request', `malformed request: ${error.message}`, { cause: error });
+      : error.code === 'HPE_PAUSED_H2_UPGRADE'
+        ? new MeshletError('bad_request', 'HTTP/2 is not spoken on this port: use HTTP/1.1', { cause: error })
+        : new MeshletError('bad_request', `malformed request: ${error.message}`, { cause: error });
     const current = (socket as Duplex & { _httpMessage?: ProxyResponse })._httpMessage;
     if (current?.headersSent) {
       // A response is under way on this connection: cut it rather than interleave a second one.
@@ -185,6 +192,14 @@ export class Listener {
     this.server.closeAllConnections();
     this.tunnels.destroyAll();
   }
+}
+
+function upgradeAllowed(types: readonly string[]): (req: IncomingMessage) => boolean {
+  const allowed = new Set(types);
+  return (req) => {
+    const upgrade = req.headers.upgrade;
+    return upgrade !== undefined && allowed.has(upgrade.trim().toLowerCase());
+  };
 }
 
 function destroySelf(this: Duplex): void {

@@ -14,7 +14,7 @@ import { UpstreamTable } from '../upstream/table.ts';
 import { checkFraming } from './framing.ts';
 import { forwardToUpstream } from './forward.ts';
 import { Listener } from './listener.ts';
-import { targetOf } from './request-target.ts';
+import { answerAsteriskForm, targetOf } from './request-target.ts';
 import { rescue } from './rescue.ts';
 import { Tunnels } from './tunnels.ts';
 import { createTunnelStep } from './upgrade.ts';
@@ -46,6 +46,7 @@ export function createOutbound(runtime: Runtime): { listener: Listener; upstream
     logger,
     clock: runtime.clock,
     tunnels,
+    upgradeTypes: outbound.upgradeTypes,
   });
   return { listener, upstreams };
 }
@@ -53,6 +54,7 @@ export function createOutbound(runtime: Runtime): { listener: Listener; upstream
 function routeByName(upstreams: UpstreamTable): Stage {
   return (next: Handler): Handler =>
     function routeByHost(ex: Exchange): Promise<void> {
+      if (ex.path === '*') return answerAsteriskForm(ex);
       const target = targetOf(ex.path, ex.head.host);
       if (target.path === null) return Promise.reject(new MeshletError('bad_request', 'only http:// absolute URIs can be proxied'));
       ex.path = target.path;

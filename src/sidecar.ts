@@ -13,6 +13,7 @@ import { PrimaryProbe } from './health/primary-probe.ts';
 import { listenOn } from './listen.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import type { Runtime } from './core/runtime.ts';
+import { ADMIN_MAX_CONNECTIONS, descriptorLimit } from './proxy/connection-limit.ts';
 import { createInbound } from './proxy/inbound.ts';
 import type { Listener } from './proxy/listener.ts';
 import { createOutbound } from './proxy/outbound.ts';
@@ -73,6 +74,7 @@ export class Sidecar {
       clock: options.clock ?? systemClock,
       accessLog: this.accessLog,
       drain: this.drain,
+      descriptors: descriptorLimit(),
       extraLayers: options.extraLayers,
     };
     const inbound = createInbound(this.runtime);
@@ -85,6 +87,8 @@ export class Sidecar {
     this.probe.on('change', (healthy) => this.metrics.primaryHealthy.set(healthy ? 1 : 0));
     this.metrics.primaryHealthy.set(0);
     this.admin = createAdminServer(createAdminRoutes(this));
+    // Probes and scrapes need few connections; bounded so that nobody can take the proxy's descriptors.
+    this.admin.maxConnections = ADMIN_MAX_CONNECTIONS;
   }
 
   /** Start listening (admin first, so /readyz can explain a slow start) and probing the primary. */
@@ -107,15 +111,16 @@ export class Sidecar {
 
   readiness(): Readiness {
     const reasons: string[] = [];
-    if (this.drain.draining) reasons.push('draining');
+    if (this.drain.announced) reasons.push('draining');
     if (this.addresses === null) reasons.push('listeners not started');
     if (!this.probe.healthy) reasons.push(`primary unhealthy: ${this.probe.lastFailure ?? 'failing health checks'}`);
     return { ready: reasons.length === 0, reasons };
   }
 
   /**
-   * Graceful stop (SIGTERM): readiness fails, listeners stop accepting, in-flight requests finish
-   * within `service.drainTimeout`, then everything closes.
+   * Graceful stop (SIGTERM), in two phases (health/drain.ts): readiness fails at once while requests
+   * are still served for `service.drainDelay`, with `Connection: close`; then the listeners stop
+   * accepting, in-flight requests finish within `service.drainTimeout`, and everything closes.
    */
   shutdown(): Promise<void> {
     this.stopping ??= this.drainAndClose();
@@ -124,9 +129,17 @@ export class Sidecar {
 
   private async drainAndClose(): Promise<void> {
     const started = performance.now();
+    const { drainDelay, drainTimeout } = this.config.service;
+    this.drain.announce();
+    this.inbound.announceDrain();
+    this.outbound.announceDrain();
+    if (drainDelay > 0) {
+      this.logger.info({ delayMs: drainDelay }, 'not ready: still serving until load balancers have noticed');
+      await new Promise((resolve) => setTimeout(resolve, drainDelay));
+    }
     this.drain.begin();
-    this.logger.info({ inFlight: this.inbound.active + this.outbound.active, timeoutMs: this.config.service.drainTimeout }, 'draining');
-    await Promise.all([this.inbound.drain(this.config.service.drainTimeout), this.outbound.drain(this.config.service.drainTimeout)]);
+    this.logger.info({ inFlight: this.inbound.active + this.outbound.active, timeoutMs: drainTimeout }, 'draining');
+    await Promise.all([this.inbound.drain(drainTimeout), this.outbound.drain(drainTimeout)]);
     this.logger.info({ ms: Math.round(performance.now() - started) }, 'drained');
     await this.close();
   }

@@ -5,6 +5,7 @@ import { parseConfig } from '../src/config/load.ts';
 import { systemClock } from '../src/core/clock.ts';
 import { Listener } from '../src/proxy/listener.ts';
 import { Tunnels } from '../src/proxy/tunnels.ts';
+import { Metrics } from '../src/telemetry/metrics.ts';
 import { LogSink } from './helpers/with-sidecar.ts';
 
 test('a bug that escapes the pipeline is logged and cuts only that response', async (t) => {
@@ -23,6 +24,8 @@ test('a bug that escapes the pipeline is logged and cuts only that response', as
     },
     clock: systemClock,
     upgradeTypes: ['websocket'],
+    maxConnections: 100,
+    metrics: new Metrics({ serviceName: 'bug', processMetrics: false }),
     logger: pino(logs),
     tunnels: new Tunnels({ max: 1, halfCloseTimeoutMs: 1000 }),
   });

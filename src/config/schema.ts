@@ -87,6 +87,13 @@ const limits = z
     maxHeaderBytes: size().prefault('16KiB'),
     /** A client must finish sending the request head within this time (slowloris). */
     headersTimeout: ms('10s'),
+    /**
+     * Client connections open on this listener; more are closed as they arrive (and counted). `auto`:
+     * a quarter of the descriptors left after a reserve for the admin listener, probes and logs, so
+     * that with each client connection holding an upstream one, the two proxy listeners together can
+     * never take the descriptors the rest of meshlet needs (connection-limit.ts).
+     */
+    maxConnections: z.union([z.literal('auto'), z.number().int().min(1)]).prefault('auto'),
     /** Requests in flight on this listener; more get 503 `overloaded`. */
     maxConcurrentRequests: count(2048, 1),
     /** Tunnels (WebSocket upgrades) open on this listener; more get 503 `overloaded`. */
@@ -127,6 +134,11 @@ export const configSchema = z.strictObject({
     ),
     /** How long in-flight requests may take to finish after SIGTERM. */
     drainTimeout: ms('30s'),
+    /**
+     * After SIGTERM, how long meshlet keeps serving (readiness failing, every response with
+     * `Connection: close`) before it stops accepting: load balancers take a few seconds to notice.
+     */
+    drainDelay: ms('5s'),
   }),
   inbound: z
     .strictObject({

@@ -18,6 +18,8 @@ export type Runtime = {
   readonly clock: Clock;
   readonly accessLog: AccessLog | null;
   readonly drain: Drain;
+  /** The process's soft limit on open files, read once at start: connection limits derive from it. */
+  readonly descriptors: number;
   /** Layers added innermost to every upstream's stack, just before sending (tests, embedders). */
   readonly extraLayers?: ((upstream: Upstream) => Layer[]) | undefined;
 };

@@ -10,6 +10,7 @@ import { observe } from '../telemetry/observe.ts';
 import { Upstream } from '../upstream/upstream.ts';
 import { checkFraming } from './framing.ts';
 import { forwardToUpstream } from './forward.ts';
+import { maxConnections } from './connection-limit.ts';
 import { Listener } from './listener.ts';
 import { answerAsteriskForm, targetOf } from './request-target.ts';
 import { rescue } from './rescue.ts';
@@ -56,6 +57,8 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
     clock: runtime.clock,
     tunnels,
     upgradeTypes: inbound.upgradeTypes,
+    maxConnections: maxConnections(inbound.limits.maxConnections, runtime.descriptors),
+    metrics,
   });
   return { listener, primary };
 }

@@ -19,13 +19,20 @@ import { MeshletError } from '../core/errors.ts';
 import { Exchange, ProxyResponse, type ExchangeContext } from '../core/exchange.ts';
 import type { Handler } from '../core/stage.ts';
 import { listenOn } from '../listen.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
 import { sendRawLocalReply } from './reply.ts';
 import { scanRequestHead } from './headers.ts';
 import type { Tunnels } from './tunnels.ts';
 import { isHeaderOverflow } from './transport-errors.ts';
 
-/** How often idle keep-alive connections are closed while draining. */
+/** How often idle keep-alive connections are closed while draining... */
 const DRAIN_SWEEP_MS = 100;
+/**
+ * ...from this long after the listener stopped accepting. A connection that looks idle may be one
+ * whose request is on its way (just accepted, or a keep-alive one reused): closing it at once resets
+ * that request, where a moment later it gets a clean 503 `draining` and `Connection: close`.
+ */
+const IDLE_GRACE_MS = 1_000;
 
 export class Listener {
   readonly server: Server<typeof IncomingMessage, typeof ProxyResponse>;
@@ -33,7 +40,8 @@ export class Listener {
   readonly tunnels: Tunnels;
   /** Exchanges accepted and not yet finished. */
   active = 0;
-  private draining = false;
+  /** Shutdown has begun: every response closes its connection, so clients move elsewhere. */
+  private closing = false;
   private idleWaiter: PromiseWithResolvers<void> | null = null;
   private readonly run: (ex: Exchange) => Promise<void>;
   private readonly context: ExchangeContext;
@@ -51,6 +59,9 @@ export class Listener {
     tunnels: Tunnels;
     /** `Upgrade` protocols that are tunnelled; other upgrade requests are ordinary requests. */
     upgradeTypes: readonly string[];
+    /** Client connections this listener holds at most (connection-limit.ts). */
+    maxConnections: number;
+    metrics: Metrics;
   }) {
     const { limits, pipeline } = options;
     this.name = options.name;
@@ -90,6 +101,11 @@ export class Listener {
       },
       (req, res) => this.onRequest(req, res as ProxyResponse),
     );
+    // Connections over the limit are closed by Node as they are accepted, before any parsing.
+    this.server.maxConnections = options.maxConnections;
+    const refused = options.metrics.connectionsRefused.labels(this.name);
+    this.server.on('drop', () => refused.inc());
+    options.metrics.watchConnections(this.name, this.server);
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onRawRequest(req, socket, head, 'upgrade'));
     this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onRawRequest(req, socket, head, 'connect'));
     this.server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => this.onClientError(error, socket));
@@ -104,7 +120,7 @@ export class Listener {
   private onRequest(req: IncomingMessage, res: ProxyResponse): void {
     this.active++;
     const ex = new Exchange(req, res, scanRequestHead(req, this.trustForwarded), this.context);
-    if (this.draining) res.shouldKeepAlive = false;
+    if (this.closing) res.shouldKeepAlive = false;
     if (ex.head.transferEncoding === undefined) {
       void this.run(ex);
       return;
@@ -163,15 +179,29 @@ export class Listener {
   }
 
   /**
+   * The first phase of drain: keep serving, but answer every request with `Connection: close`, so
+   * that clients reconnect elsewhere while load balancers notice that readiness fails.
+   */
+  announceDrain(): void {
+    this.closing = true;
+  }
+
+  /**
    * Stop accepting connections, close idle keep-alive ones, and let active requests and open tunnels
    * finish. Resolves when none is left or after `timeoutMs`, when the rest are cut (tunnels get a
    * WebSocket close frame 1001 where one can be sent).
    */
   async drain(timeoutMs: number): Promise<void> {
-    this.draining = true;
+    this.closing = true;
+    // Closing a listening socket resets the connections still in its accept queue. Close it in the
+    // check phase, right after the poll phase has accepted what was queued, to keep that window small.
+    await new Promise((resolve) => setImmediate(resolve));
     this.server.close();
-    this.server.closeIdleConnections();
-    const sweep = setInterval(() => this.server.closeIdleConnections(), DRAIN_SWEEP_MS);
+    let sweep: NodeJS.Timeout | null = null;
+    const grace = setTimeout(() => {
+      this.server.closeIdleConnections();
+      sweep = setInterval(() => this.server.closeIdleConnections(), DRAIN_SWEEP_MS);
+    }, IDLE_GRACE_MS);
     const deadline = AbortSignal.timeout(Math.max(1, timeoutMs));
     try {
       if (this.active > 0) {
@@ -180,7 +210,8 @@ export class Listener {
       }
       await this.tunnels.whenEmpty(deadline);
     } finally {
-      clearInterval(sweep);
+      clearTimeout(grace);
+      if (sweep !== null) clearInterval(sweep);
       this.server.closeAllConnections();
       this.tunnels.goAway();
     }

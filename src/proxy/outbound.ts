@@ -13,6 +13,7 @@ import { observe } from '../telemetry/observe.ts';
 import { UpstreamTable } from '../upstream/table.ts';
 import { checkFraming } from './framing.ts';
 import { forwardToUpstream } from './forward.ts';
+import { maxConnections } from './connection-limit.ts';
 import { Listener } from './listener.ts';
 import { answerAsteriskForm, targetOf } from './request-target.ts';
 import { rescue } from './rescue.ts';
@@ -47,6 +48,8 @@ export function createOutbound(runtime: Runtime): { listener: Listener; upstream
     clock: runtime.clock,
     tunnels,
     upgradeTypes: outbound.upgradeTypes,
+    maxConnections: maxConnections(outbound.limits.maxConnections, runtime.descriptors),
+    metrics,
   });
   return { listener, upstreams };
 }

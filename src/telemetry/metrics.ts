@@ -83,6 +83,26 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly connectionsRefused = new Counter({
+    name: 'meshlet_connections_refused_total',
+    help: 'Client connections closed as they arrived because the listener held limits.maxConnections.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+  /** Listeners whose open connections are counted at scrape time. */
+  private readonly servers = new Map<string, { getConnections(cb: (error: Error | null, count: number) => void): unknown }>();
+  readonly connectionsOpen = new Gauge({
+    name: 'meshlet_connections_open',
+    help: 'Client connections open on each listener.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      for (const [direction, server] of this.servers) {
+        const count = await new Promise<number>((resolve) => server.getConnections((error, n) => resolve(error ? 0 : n)));
+        this.connectionsOpen.labels(direction).set(count);
+      }
+    },
+  });
   readonly configReloads = new Counter({
     name: 'meshlet_config_reloads_total',
     help: 'Config reloads, by result.',
@@ -99,6 +119,12 @@ export class Metrics {
     if (options.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: 'meshlet_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     }
+  }
+
+  /** Count `server`'s open connections as `meshlet_connections_open{direction}` at each scrape. */
+  watchConnections(direction: string, server: { getConnections(cb: (error: Error | null, count: number) => void): unknown }): void {
+    this.servers.set(direction, server);
+    this.connectionsRefused.labels(direction).inc(0);
   }
 
   /** The cached metrics of one (direction, upstream) pair; create once per route, not per request. */

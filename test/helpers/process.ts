@@ -14,9 +14,25 @@ export type MeshletProcess = {
   listening: (listener: 'inbound' | 'outbound') => Promise<string>;
 };
 
-/** `nodeArgs` go to Node before the CLI (`node --flag bin/meshlet.js ...`). */
-export function spawnMeshlet(t: ExecutionContext, args: string[], env: Record<string, string>, nodeArgs: string[] = []): MeshletProcess {
-  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * `nodeArgs` go to Node before the CLI (`node --flag bin/meshlet.js ...`). Tests drain without the
+ * load-balancer delay (`service.drainDelay`) unless `env` sets one. `openFiles` runs meshlet under
+ * `ulimit -n openFiles`.
+ */
+export function spawnMeshlet(
+  t: ExecutionContext,
+  args: string[],
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+  options: { openFiles?: number } = {},
+): MeshletProcess {
+  const command = [process.execPath, ...nodeArgs, CLI, ...args];
+  const [file, argv] =
+    options.openFiles === undefined ? [command[0]!, command.slice(1)] : ['bash', ['-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'meshlet', ...command]];
+  const child = spawn(file, argv, {
+    env: { ...process.env, MESHLET__SERVICE__DRAINDELAY: '0', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const killIfRunning = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };

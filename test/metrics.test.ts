@@ -31,6 +31,7 @@ test('counter series are shared per label set', async (t) => {
 
 test('every metric the Grafana dashboards query is one meshlet exports', async (t) => {
   const metrics = new Metrics({ serviceName: 'dash' });
+  t.teardown(() => metrics.close());
   const route = metrics.route('inbound', 'primary');
   route.completed('GET', 200, 0.01);
   route.firstByte.observe(0.005);

@@ -60,6 +60,8 @@ export type FixtureOptions = {
   config?: (upstream: Upstream) => Record<string, unknown>;
   /** Wait until the primary's health check passed (default true). */
   waitReady?: boolean;
+  /** Export Node process metrics, event-loop lag among them (default false: most tests do not read them). */
+  processMetrics?: boolean;
 };
 
 /** Start a sidecar in front of a fresh upstream; both are closed when the test ends. */
@@ -80,7 +82,7 @@ export async function startSidecar(t: ExecutionContext, options: FixtureOptions 
   const loaded = parseConfig(raw);
   if (!loaded.ok) throw new Error(`test config invalid:\n${loaded.problems.join('\n')}`);
   const logs = new LogSink();
-  const sidecar = new Sidecar(loaded.config, { logDestination: logs, processMetrics: false });
+  const sidecar = new Sidecar(loaded.config, { logDestination: logs, processMetrics: options.processMetrics ?? false });
   await sidecar.start();
   t.teardown(() => sidecar.close());
   const addresses = sidecar.addresses!;

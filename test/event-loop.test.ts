@@ -49,9 +49,14 @@ test('an idle sidecar reports event-loop lag of a few milliseconds, not its samp
     windows.push(lagSeries(await scrape(admin)));
   }
   t.deepEqual([...windows[0]!.keys()].sort(), ['last', ...STATISTICS].sort());
-  // The median window: on a shared machine a scrape preempted by other processes reads its wait too.
-  const median = (statistic: string) => windows.map((w) => w.get(statistic)!).sort((a, b) => a - b)[3]!;
-  for (const statistic of ['p50', 'p99', 'max']) t.true(median(statistic) < 0.005, `${statistic} = ${median(statistic)} s`);
+  // Wall time: on a shared machine a turn preempted by other processes reads its wait too, so the
+  // quietest window shows what an idle sidecar reads, and the median one stays far from 100 ms.
+  const sorted = (statistic: string) => windows.map((w) => w.get(statistic)!).sort((a, b) => a - b);
+  for (const statistic of ['p50', 'p99', 'max']) {
+    const [quietest, , , median] = sorted(statistic);
+    t.true(quietest! < 0.005, `quietest ${statistic} = ${quietest} s`);
+    t.true(median! < 0.02, `median ${statistic} = ${median} s`);
+  }
   // Every window saw turns (the scrape before it, the probes): none is an empty reading.
   for (const window of windows) t.true(window.get('min')! > 0, `min = ${window.get('min')} s`);
   // prom-client's other process metrics are still there.

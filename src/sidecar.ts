@@ -162,6 +162,7 @@ export class Sidecar {
     this.admin.closeAllConnections();
     await Promise.all([this.primary.close(), this.upstreams.close()]);
     this.accessLog?.close();
+    this.metrics.close();
     await new Promise<void>((resolve) => this.logger.flush(() => resolve()));
   }
 }

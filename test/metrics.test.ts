@@ -31,6 +31,7 @@ test('counter series are shared per label set', async (t) => {
 
 test('every metric the Grafana dashboards query is one meshlet exports', async (t) => {
   const metrics = new Metrics({ serviceName: 'dash' });
+  t.teardown(() => metrics.close());
   const route = metrics.route('inbound', 'primary');
   route.completed('GET', 200, 0.01);
   route.firstByte.observe(0.005);
@@ -42,7 +43,7 @@ test('every metric the Grafana dashboards query is one meshlet exports', async (
   t.true(files.length > 0);
   for (const file of files) {
     const text = await readFile(new URL(file, dir), 'utf8');
-    const names = new Set(text.match(/meshlet_[a-z_]+/g));
+    const names = new Set(text.match(/meshlet_[a-z0-9_]+/g));
     t.true(names.size > 0, file);
     for (const name of names) t.regex(exported, new RegExp(`^${name}[{ ]`, 'm'), `${file} queries ${name}`);
   }

@@ -2,16 +2,12 @@
  * Prometheus metrics (contract: "Metrics"). One Registry per runtime, never prom-client's global one.
  * The request path never hashes label sets: `RouteMetrics` caches the series of each route.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { EventLoopLag } from './event-loop.ts';
+import { registerProcessMetrics } from './process-metrics.ts';
 import { CounterFamily, GaugeFamily, HistogramFamily, type CounterSeries, type GaugeSeries, type HistogramSeries } from './series.ts';
 
 export type Direction = 'inbound' | 'outbound';
-
-/**
- * How often the event-loop delay histogram samples. prom-client's 10 ms default wakes an idle sidecar
- * 100 times a second, most of its idle CPU; a delay worth alerting on lasts far longer than 100 ms.
- */
-const EVENT_LOOP_SAMPLE_MS = 100;
 
 /** Long LLM calls and token streams need buckets far past web-request latencies. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -111,14 +107,18 @@ export class Metrics {
   });
 
   private readonly routes = new Map<string, RouteMetrics>();
+  private readonly eventLoop: EventLoopLag | null;
 
   constructor(options: { serviceName: string; processMetrics?: boolean | undefined }) {
     this.registry.setDefaultLabels({ service: options.serviceName });
     // Both series exist from the start, so that a rate over them is defined before the first drop.
     for (const kind of ['access', 'lifecycle'] as const) this.logLinesDropped.labels(kind).inc(0);
-    if (options.processMetrics !== false) {
-      collectDefaultMetrics({ register: this.registry, prefix: 'meshlet_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
-    }
+    this.eventLoop = options.processMetrics === false ? null : registerProcessMetrics(this.registry);
+  }
+
+  /** Stop the event-loop measurement; the series stay registered. */
+  close(): void {
+    this.eventLoop?.close();
   }
 
   /** Count `server`'s open connections as `meshlet_connections_open{direction}` at each scrape. */

@@ -63,6 +63,8 @@ export type FixtureOptions = {
   waitReady?: boolean;
   /** Sidecar options beyond the log sink: a fake clock, extra layers. */
   sidecar?: Pick<SidecarOptions, 'clock' | 'extraLayers'>;
+  /** Export Node process metrics, event-loop lag among them (default false: most tests do not read them). */
+  processMetrics?: boolean;
 };
 
 /** Start a sidecar in front of a fresh upstream; both are closed when the test ends. */
@@ -83,7 +85,7 @@ export async function startSidecar(t: ExecutionContext, options: FixtureOptions 
   const loaded = parseConfig(raw);
   if (!loaded.ok) throw new Error(`test config invalid:\n${loaded.problems.join('\n')}`);
   const logs = new LogSink();
-  const sidecar = new Sidecar(loaded.config, { ...options.sidecar, logDestination: logs, processMetrics: false });
+  const sidecar = new Sidecar(loaded.config, { ...options.sidecar, logDestination: logs, processMetrics: options.processMetrics ?? false });
   await sidecar.start();
   t.teardown(() => sidecar.close());
   const addresses = sidecar.addresses!;

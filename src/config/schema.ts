@@ -80,8 +80,11 @@ const circuitBreaker = z
   })
   .prefault({});
 
-/** Protections of one listener against abusive or overwhelming clients. */
-const limits = z
+/**
+ * Protections of one listener against abusive or overwhelming clients. `sourceShare` differs: inbound
+ * serves many agents, outbound one (the primary), whom a share would only hold back.
+ */
+const limits = (sourceShare: number) => z
   .strictObject({
     /** Request line plus headers; larger requests get 431. */
     maxHeaderBytes: size().prefault('16KiB'),
@@ -96,6 +99,19 @@ const limits = z
     maxConnections: z.union([z.literal('auto'), z.number().int().min(1)]).prefault('auto'),
     /** Requests in flight on this listener; more get 503 `overloaded`. */
     maxConcurrentRequests: count(2048, 1),
+    /**
+     * The share of `maxConcurrentRequests` one source (client address; with trustForwardedHeaders,
+     * the client the forwarded headers name) may hold; its requests beyond get 429 `source_limited`,
+     * so one caller cannot lock every other out. 1 = no per-source limit.
+     */
+    maxSourceShare: z.number().gt(0).max(1).prefault(sourceShare),
+    /**
+     * A request body must keep arriving at `bytesPerSecond` or better once `grace` has passed (the
+     * allowance grows with what arrived, as mod_reqtimeout's MinRate); slower ones are cut with 408
+     * `request_timeout` and the upstream request is cancelled. 0 bytes per second turns it off.
+     * Response streams are not concerned: a model may pause for minutes between tokens.
+     */
+    minUploadRate: z.strictObject({ grace: ms('20s'), bytesPerSecond: count(500) }).prefault({}),
     /** Tunnels (WebSocket upgrades) open on this listener; more get 503 `overloaded`. */
     maxTunnels: count(1024, 1),
     /** After one side of a tunnel half-closes (FIN), how long the other side has to finish. */
@@ -155,7 +171,7 @@ export const configSchema = z.strictObject({
         })
         .prefault({}),
       rateLimit: z.strictObject({ requestsPerSecond: count(0), burst: count(0) }).prefault({}),
-      limits,
+      limits: limits(0.25),
       /** Trust X-Forwarded-* sent by clients (only behind a trusted proxy). */
       trustForwardedHeaders: z.boolean().prefault(false),
       upgradeTypes,
@@ -164,7 +180,7 @@ export const configSchema = z.strictObject({
   outbound: z
     .strictObject({
       listen: listen('127.0.0.1:15001'),
-      limits,
+      limits: limits(1),
       trustForwardedHeaders: z.boolean().prefault(false),
       upgradeTypes,
     })

@@ -8,7 +8,11 @@
 export const LOCAL_REPLY_STATUS = {
   bad_request: 400,
   unknown_upstream: 404,
+  /** The request body arrived slower than `limits.minUploadRate`. */
+  request_timeout: 408,
   rate_limited: 429,
+  /** One source holds more than `limits.maxSourceShare` of the listener's requests. */
+  source_limited: 429,
   header_too_large: 431,
   /** A bug in meshlet: never blamed on the upstream. */
   internal: 500,

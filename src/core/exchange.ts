@@ -35,6 +35,11 @@ export type RequestHead = {
   requestId: string;
   transferEncoding: string | undefined;
   contentLength: string | undefined;
+  /**
+   * Who sent it, for per-source limits: the client's address or, with trustForwardedHeaders, the
+   * client the trusted proxy names (the last X-Forwarded-For entry it received).
+   */
+  source: string;
 };
 
 export class Exchange {
@@ -72,6 +77,10 @@ export class Exchange {
   refused: MeshletError | null = null;
   /** The total deadline's timer, when one is armed. */
   deadline: ClockTimer | null = null;
+  /** The upload-rate check's timer, while the request body is still arriving slowly. */
+  uploadTimer: ClockTimer | null = null;
+  /** A slot held until the exchange finishes (a source's share of the concurrency limit). */
+  slot: { release(ex: Exchange): void } | null = null;
   private controller: AbortController | null = null;
 
   readonly req: IncomingMessage;
@@ -145,6 +154,14 @@ export class Exchange {
     if (this.deadline !== null) {
       this.clock.clearTimeout(this.deadline);
       this.deadline = null;
+    }
+    if (this.uploadTimer !== null) {
+      this.clock.clearTimeout(this.uploadTimer);
+      this.uploadTimer = null;
+    }
+    if (this.slot !== null) {
+      this.slot.release(this);
+      this.slot = null;
     }
   }
 

@@ -17,7 +17,7 @@ import type { Dispatcher } from 'undici';
 import { Attempt, type ResponseHeaders } from '../core/attempt.ts';
 import { CLIENT_GONE, MeshletError } from '../core/errors.ts';
 import type { Exchange, ProxyResponse } from '../core/exchange.ts';
-import { CLIENT_GONE_LABEL, SUCCESS, failureLabel } from '../core/outcome.ts';
+import { CLIENT_GONE_LABEL, CLIENT_SLOW_LABEL, SUCCESS, failureLabel } from '../core/outcome.ts';
 import { responseHeaders } from './headers.ts';
 import { fromTransportError } from './transport-errors.ts';
 
@@ -187,7 +187,9 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
       return;
     }
     const failure = fromTransportError(error, ex.upstream);
-    this.settle('failure', failureLabel(failure), failure);
+    // An upload cut for being too slow is the client's doing, not the upstream's.
+    if (failure.code === 'request_timeout') this.settle('ignored', CLIENT_SLOW_LABEL, failure);
+    else this.settle('failure', failureLabel(failure), failure);
     if (phase === 'sending') {
       this.head!.reject(failure);
       return;

@@ -80,7 +80,8 @@ export function scanRequestHead(req: IncomingMessage, trustForwarded: boolean): 
   );
   const originalHost = forwardedHost ?? host;
   if (originalHost !== undefined) headers.push('x-forwarded-host', originalHost);
-  return { headers, host, hostCount, requestId, transferEncoding, contentLength };
+  const source = forwardedFor === undefined ? client : forwardedFor.slice(forwardedFor.lastIndexOf(',') + 1).trim();
+  return { headers, host, hostCount, requestId, transferEncoding, contentLength, source };
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Exchange } from '../core/exchange.ts';
 import type { Runtime } from '../core/runtime.ts';
 import { compose, lastStep, type Handler, type Stage } from '../core/stage.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
+import { minUploadRate } from '../resilience/upload-rate.ts';
 import { observe } from '../telemetry/observe.ts';
 import { Upstream } from '../upstream/upstream.ts';
 import { checkFraming } from './framing.ts';
@@ -27,7 +28,7 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
   const policy = { ...config.defaults, timeouts: inbound.timeouts };
   // Per upstream: deadline → pick endpoint → send (upstream-layers.ts).
   const primary = new Upstream(PRIMARY, policy, [inbound.primary], metrics, 'inbound', upstreamStack(runtime));
-  const limit = new ConcurrencyLimit(inbound.limits.maxConcurrentRequests);
+  const limit = new ConcurrencyLimit(inbound.limits.maxConcurrentRequests, inbound.limits.maxSourceShare);
   const tunnels = new Tunnels({ max: inbound.limits.maxTunnels, halfCloseTimeoutMs: inbound.limits.tunnelHalfCloseTimeout });
   // Per request, outermost first:
   //   observe       metrics and access log: sees every outcome, local replies included, and times
@@ -35,7 +36,8 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
   //   rescue        the one place errors become replies, inside observe so replies are recorded;
   //   framing       refuse ambiguous requests (and those the parser refused) before anything acts;
   //   drain         refuse new work while shutting down;
-  //   concurrency   shed load before spending a connection on it;
+  //   concurrency   shed load before spending a connection on it, and keep one source to its share;
+  //   upload rate   cut a body that trickles in (408), once it holds a slot that others could use;
   //   route         everything inbound goes to the primary;
   //   last step     forward through the primary's layers and relay, or open a tunnel for an upgrade.
   const stages: Stage[] = [
@@ -44,6 +46,7 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
     checkFraming,
     drain.stage,
     limit.stage,
+    minUploadRate(inbound.limits.minUploadRate),
     routeTo(primary),
   ];
   const tunnel = createTunnelStep({ tunnels, trustForwarded: inbound.trustForwardedHeaders });

@@ -9,6 +9,7 @@ import type { Exchange } from '../core/exchange.ts';
 import type { Runtime } from '../core/runtime.ts';
 import { compose, lastStep, type Handler, type Stage } from '../core/stage.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
+import { minUploadRate } from '../resilience/upload-rate.ts';
 import { observe } from '../telemetry/observe.ts';
 import { UpstreamTable } from '../upstream/table.ts';
 import { checkFraming } from './framing.ts';
@@ -26,7 +27,7 @@ export function createOutbound(runtime: Runtime): { listener: Listener; upstream
   const outbound = config.outbound;
   // Per upstream: deadline → pick endpoint → send (upstream-layers.ts), as for the primary.
   const upstreams = new UpstreamTable(config, metrics, upstreamStack(runtime));
-  const limit = new ConcurrencyLimit(outbound.limits.maxConcurrentRequests);
+  const limit = new ConcurrencyLimit(outbound.limits.maxConcurrentRequests, outbound.limits.maxSourceShare);
   const tunnels = new Tunnels({ max: outbound.limits.maxTunnels, halfCloseTimeoutMs: outbound.limits.tunnelHalfCloseTimeout });
   // Per request: the same order as inbound (see inbound.ts), routing by name last.
   const stages: Stage[] = [
@@ -35,6 +36,7 @@ export function createOutbound(runtime: Runtime): { listener: Listener; upstream
     checkFraming,
     drain.stage,
     limit.stage,
+    minUploadRate(outbound.limits.minUploadRate),
     routeByName(upstreams),
   ];
   const tunnel = createTunnelStep({ tunnels, trustForwarded: outbound.trustForwardedHeaders });

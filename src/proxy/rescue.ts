@@ -48,7 +48,8 @@ export function answer(ex: Exchange, failure: MeshletError): void {
   ex.localReply = true;
   ex.status = failure.status;
   // After a framing error nothing more on this connection can be trusted; while draining, the
-  // client should reconnect elsewhere.
-  const close = failure.code === 'bad_request' || failure.code === 'draining';
+  // client should reconnect elsewhere; a body still arriving would otherwise be read to its end (a
+  // trickling upload could hold the connection for as long as it likes).
+  const close = failure.code === 'bad_request' || failure.code === 'draining' || (ex.hasBody && !ex.req.complete);
   ex.bytesSent = sendLocalReply(res, failure, ex.upstream, ex.requestId, close);
 }

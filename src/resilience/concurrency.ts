@@ -1,6 +1,8 @@
 /**
- * Load shedding: at most `max` requests in flight on a listener; the rest get 503 `overloaded` at
- * once instead of queueing without bound.
+ * Load shedding: at most `max` requests in flight on a listener, the rest get 503 `overloaded` at once
+ * instead of queueing without bound; and at most `maxPerSource` of them from any one source, whose
+ * requests beyond get 429 `source_limited`, so that one caller (slow uploads from one host, say)
+ * cannot lock every other out.
  */
 import { MeshletError } from '../core/errors.ts';
 import type { Exchange } from '../core/exchange.ts';
@@ -9,15 +11,26 @@ import type { Handler, Stage } from '../core/stage.ts';
 export class ConcurrencyLimit {
   inFlight = 0;
   readonly max: number;
+  readonly maxPerSource: number;
+  /** Requests in flight by source; a source leaves the map when it has none. */
+  private readonly bySource = new Map<string, number>();
 
-  constructor(max: number) {
+  constructor(max: number, sourceShare = 1) {
     this.max = max;
+    this.maxPerSource = Math.max(1, Math.floor(max * sourceShare));
+  }
+
+  /** Requests in flight from `source`. */
+  heldBy(source: string): number {
+    return this.bySource.get(source) ?? 0;
   }
 
   readonly stage: Stage = (next: Handler): Handler => {
     const limit = this;
+    const perSource = limit.maxPerSource < limit.max;
     // Released in a `then` rather than an async function's `finally`: one promise per request instead
-    // of an async frame, and the handlers are made once, here.
+    // of an async frame, and the handlers are made once, here. A source's slot is the exchange's to
+    // give back when it finishes (`Exchange.slot`): no closure per request for it either.
     const released = (): void => {
       limit.inFlight--;
     };
@@ -29,6 +42,12 @@ export class ConcurrencyLimit {
       if (limit.inFlight >= limit.max) {
         return Promise.reject(new MeshletError('overloaded', `more than ${limit.max} requests in flight`, { retryAfter: 1 }));
       }
+      if (perSource && !limit.admit(ex.head.source)) {
+        return Promise.reject(
+          new MeshletError('source_limited', `this client has ${limit.maxPerSource} requests in flight, its share of this listener`, { retryAfter: 1 }),
+        );
+      }
+      if (perSource) ex.slot = limit;
       limit.inFlight++;
       let pending: Promise<void>;
       try {
@@ -40,4 +59,19 @@ export class ConcurrencyLimit {
       return pending.then(released, releasedAfterFailure);
     };
   };
+
+  /** The exchange finished: give its source's slot back. */
+  release(ex: Exchange): void {
+    const source = ex.head.source;
+    const held = (this.bySource.get(source) ?? 1) - 1;
+    if (held === 0) this.bySource.delete(source);
+    else this.bySource.set(source, held);
+  }
+
+  private admit(source: string): boolean {
+    const held = this.bySource.get(source) ?? 0;
+    if (held >= this.maxPerSource) return false;
+    this.bySource.set(source, held + 1);
+    return true;
+  }
 }

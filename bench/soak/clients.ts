@@ -11,7 +11,8 @@ import { connect } from 'node:net';
 import { WebSocket } from 'ws';
 import { BIG_BODY, MIB, SMALL_BODY, STREAM_CHUNK, STREAM_CHUNKS, type Primary } from './primary.ts';
 
-const OPERATION_TIMEOUT_MS = 20_000;
+/** The longest any one exchange may take; longer is a failure. */
+export const OPERATION_TIMEOUT_MS = 20_000;
 
 /** One of meshlet's listeners, and the Host header that routes to the primary through it. */
 export type Target = { listener: 'inbound' | 'outbound'; host: string; port: number; hostHeader: string };

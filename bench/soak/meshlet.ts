@@ -124,8 +124,9 @@ export function probeHealth(admin: string): HealthProbe {
 export type Heap = { usedMB: number; totalMB: number };
 
 /**
- * meshlet's V8 heap (used, and reserved) from its /metrics: not a pass/fail figure (used includes
- * garbage not yet collected), but it tells heap growth from memory the allocator kept.
+ * meshlet's V8 heap (in use, and reserved) from its /metrics. In use includes garbage not yet
+ * collected, but after an idle settle V8 has collected (its memory reducer runs a full GC once
+ * allocation stops), so it tells live JavaScript objects from memory the allocator merely kept.
  */
 export async function heap(admin: string): Promise<Heap> {
   const { body } = await httpGet(`http://${admin}/metrics`, 5_000);

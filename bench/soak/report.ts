@@ -11,6 +11,8 @@ export type Thresholds = {
   /** After the settle, RSS may exceed the baseline by the larger of these two. */
   rssOverBaselineMB: number;
   rssOverBaselineRatio: number;
+  /** After the settle, V8's heap in use may exceed the baseline by this much. */
+  heapUsedOverBaselineMB: number;
 };
 
 type Tally = { ok: number; aborted: number; failed: number; reasons: Map<string, number> };
@@ -51,8 +53,10 @@ export function report(result: SoakResult): number {
   console.log(row('RSS (MB)', before.rssMB.toFixed(1), peak.rssMB.toFixed(1), after?.rssMB.toFixed(1) ?? '-', `<= ${limit.rssMB.toFixed(1)}`, mark(after?.rssMB, limit.rssMB)));
   console.log(row('open fds', before.fds, peak.fds, after?.fds ?? '-', `<= ${limit.fds}`, mark(after?.fds, limit.fds)));
   const { before: heapBefore, after: heapAfter } = result.heap;
-  console.log(row('V8 heap used', heapBefore.usedMB.toFixed(1), '', heapAfter?.usedMB.toFixed(1) ?? '-', '', '(not judged: includes garbage)'));
+  const heapLimit = heapBefore.usedMB + result.thresholds.heapUsedOverBaselineMB;
+  console.log(row('V8 heap used', heapBefore.usedMB.toFixed(1), '', heapAfter?.usedMB.toFixed(1) ?? '-', `<= ${heapLimit.toFixed(1)}`, mark(heapAfter?.usedMB, heapLimit)));
   console.log(row('V8 heap size', heapBefore.totalMB.toFixed(1), '', heapAfter?.totalMB.toFixed(1) ?? '-', '', ''));
+  if (heapAfter && heapAfter.usedMB > heapLimit) problems.push(`V8 heap in use did not come back near baseline: ${heapAfter.usedMB.toFixed(1)} MB > ${heapLimit.toFixed(1)} MB`);
   if (after && after.rssMB > limit.rssMB) problems.push(`RSS did not come back near baseline: ${after.rssMB.toFixed(1)} MB > ${limit.rssMB.toFixed(1)} MB`);
   if (after && after.fds > limit.fds) problems.push(`open fds did not come back to baseline: ${after.fds} > ${limit.fds}`);
 

@@ -105,6 +105,9 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
     this.phase = 'relaying';
     ex.firstByteMs = this.headAt - ex.startedAt;
     ex.status = this.status;
+    // An answer that comes before the request body is all in (an early 200, say) ends the connection:
+    // what the client still sends of that body must not be read as a next request.
+    if (ex.hasBody && !ex.req.complete) res.shouldKeepAlive = false;
     const out = responseHeaders(this.headers, ex.requestId);
     if (this.statusMessage) res.writeHead(this.status, this.statusMessage, out);
     else res.writeHead(this.status, out);

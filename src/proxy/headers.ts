@@ -112,10 +112,16 @@ function connectionListed(raw: string[]): Set<string> | null {
     if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
     const value = raw[i + 1]!;
     if (value === 'keep-alive' || value === 'close') continue;
-    for (const token of tokens(value)) (listed ??= new Set()).add(token);
+    for (const token of tokens(value)) if (!FRAMING.has(token)) (listed ??= new Set()).add(token);
   }
   return listed;
 }
+
+/**
+ * Headers that say where the request ends and whom it is for: a client listing them in Connection
+ * must not get them removed (`Connection: Content-Length` would send its body on with no length).
+ */
+const FRAMING = new Set(['content-length', 'host']);
 
 function tokens(value: string | string[]): Set<string> {
   const joined = typeof value === 'string' ? value : value.join(',');

@@ -4,6 +4,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { MeshletError } from '../core/errors.ts';
 
@@ -59,7 +60,18 @@ export function sendRawLocalReply(socket: Duplex, error: MeshletError, upstream:
       'connection: close\r\n\r\n' +
       body,
   );
+  // Keep reading (and dropping) what the client still sends, so that its FIN or reset is noticed and
+  // the descriptor freed; one that never closes its side is cut after a linger.
+  socket.resume();
+  if (socket instanceof Socket) socket.setTimeout(RAW_REPLY_LINGER_MS, destroyOnTimeout);
   return length;
+}
+
+/** After a raw reply, how long a client may keep its side of the connection open. */
+const RAW_REPLY_LINGER_MS = 5_000;
+
+function destroyOnTimeout(this: Duplex): void {
+  this.destroy();
 }
 
 function destroyOnError(this: Duplex): void {

@@ -12,6 +12,8 @@ export type MeshletProcess = {
   exit: Promise<number | null>;
   /** `host:port` of each listener, from its "listening" log line. */
   listening: (listener: 'inbound' | 'outbound') => Promise<string>;
+  /** Every log line read so far. */
+  logs: LogSink;
 };
 
 /**
@@ -44,5 +46,5 @@ export function spawnMeshlet(
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const listening = async (listener: 'inbound' | 'outbound') =>
     String((await line((l) => l.msg === 'listening' && l.listener === listener)).address);
-  return { child, line, exit, listening };
+  return { child, line, exit, listening, logs };
 }

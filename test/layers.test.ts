@@ -140,3 +140,20 @@ test('concurrency stage: over the limit is 503 overloaded; every slot comes back
   await Promise.all([first, second]);
   t.is(limit.inFlight, 0);
 });
+
+test('concurrency stage: a source over its share is refused only once the listener is busy', async (t) => {
+  const limit = new ConcurrencyLimit(8, 0.25); // 2 per source once 4 are in flight
+  const releases: (() => void)[] = [];
+  const held: Handler = () => new Promise<void>((resolve) => releases.push(resolve));
+  const handle = compose([limit.stage], held);
+  const from = (source: string) => ({ head: { source } }) as Exchange;
+  const admitted = [0, 1, 2, 3].map(() => handle(from('gateway')));
+  t.is(limit.inFlight, 4, 'alone, one source may take half the slots');
+  const refused = await t.throwsAsync(handle(from('gateway')));
+  t.is((refused as MeshletError).code, 'source_limited');
+  const other = handle(from('another'));
+  t.is(limit.inFlight, 5, 'another source still gets in');
+  for (const release of releases) release();
+  await Promise.all([...admitted, other]);
+  t.is(limit.inFlight, 0);
+});

@@ -100,9 +100,9 @@ const limits = (sourceShare: number) => z
     /** Requests in flight on this listener; more get 503 `overloaded`. */
     maxConcurrentRequests: count(2048, 1),
     /**
-     * The share of `maxConcurrentRequests` one source (client address; with trustForwardedHeaders,
-     * the client the forwarded headers name) may hold; its requests beyond get 429 `source_limited`,
-     * so one caller cannot lock every other out. 1 = no per-source limit.
+     * Once half of `maxConcurrentRequests` are taken, the share of them one source (client address;
+     * with trustForwardedHeaders, the client the forwarded headers name) may hold; its requests beyond
+     * get 429 `source_limited`, so one caller cannot lock every other out. 1 = no per-source limit.
      */
     maxSourceShare: z.number().gt(0).max(1).prefault(sourceShare),
     /**

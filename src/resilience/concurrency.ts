@@ -1,8 +1,10 @@
 /**
  * Load shedding: at most `max` requests in flight on a listener, the rest get 503 `overloaded` at once
- * instead of queueing without bound; and at most `maxPerSource` of them from any one source, whose
- * requests beyond get 429 `source_limited`, so that one caller (slow uploads from one host, say)
- * cannot lock every other out.
+ * instead of queueing without bound; and, once the listener is busy (half its slots taken), at most
+ * `maxPerSource` of them from any one source, whose requests beyond get 429 `source_limited`, so that
+ * one caller (slow uploads from one host, say) cannot lock every other out. While half the slots are
+ * free, one source may use them: a gateway in front of the primary is a single source, and a heavy
+ * caller alone deserves the capacity nobody else wants.
  */
 import { MeshletError } from '../core/errors.ts';
 import type { Exchange } from '../core/exchange.ts';
@@ -15,9 +17,13 @@ export class ConcurrencyLimit {
   /** Requests in flight by source; a source leaves the map when it has none. */
   private readonly bySource = new Map<string, number>();
 
+  /** From this many requests in flight on, each source is held to its share. */
+  readonly busyAt: number;
+
   constructor(max: number, sourceShare = 1) {
     this.max = max;
     this.maxPerSource = Math.max(1, Math.floor(max * sourceShare));
+    this.busyAt = Math.ceil(max / 2);
   }
 
   /** Requests in flight from `source`. */
@@ -44,7 +50,7 @@ export class ConcurrencyLimit {
       }
       if (perSource && !limit.admit(ex.head.source)) {
         return Promise.reject(
-          new MeshletError('source_limited', `this client has ${limit.maxPerSource} requests in flight, its share of this listener`, { retryAfter: 1 }),
+          new MeshletError('source_limited', `this client holds its share (${limit.maxPerSource}) of a busy listener's requests`, { retryAfter: 1 }),
         );
       }
       if (perSource) ex.slot = limit;
@@ -70,7 +76,7 @@ export class ConcurrencyLimit {
 
   private admit(source: string): boolean {
     const held = this.bySource.get(source) ?? 0;
-    if (held >= this.maxPerSource) return false;
+    if (held >= this.maxPerSource && this.inFlight >= this.busyAt) return false;
     this.bySource.set(source, held + 1);
     return true;
   }

@@ -6,7 +6,15 @@
 // config here, then replaces itself (same PID, same signals) with Node started with the flags and handed
 // the validated config: the new process image also sheds the YAML parser and the schema (idle RSS
 // ~91 -> ~79 MB). A flag the user set wins; when every flag is set, nothing is re-executed.
-import { missingV8Flags } from '../dist/v8-sizing.js';
+
+// Before anything else runs: on an older Node, meshlet would fail later with an obscure TypeError
+// (Promise.withResolvers is Node 22+, process.execve 24+ ...). Say which Node it needs instead.
+const NEEDED_MAJOR = 24;
+if (Number(process.versions.node.split('.')[0]) < NEEDED_MAJOR) {
+  process.stderr.write(`meshlet needs Node.js ${NEEDED_MAJOR} or newer; this is Node.js ${process.versions.node}. From the repository, npm scripts bring Node ${NEEDED_MAJOR} (npm start, npx meshlet).\n`);
+  process.exit(1);
+}
+const { missingV8Flags } = await import('../dist/v8-sizing.js');
 
 const missing = missingV8Flags(process.execArgv, process.env.NODE_OPTIONS ?? '');
 

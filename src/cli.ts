@@ -103,7 +103,14 @@ async function run(config: MeshletConfig): Promise<number> {
   installLastResort({ logger: sidecar.logger, counter: sidecar.metrics.uncaughtErrors, flush: () => sidecar.flushLogs() });
   // Lines still waiting for a full stdout (the last lifecycle events, a fatal error) get a last chance.
   process.once('exit', () => sidecar.flushLogs());
-  await sidecar.start();
+  try {
+    await sidecar.start();
+  } catch (error) {
+    if ((error as Error).name !== 'ListenError') throw error;
+    sidecar.logger.fatal({ err: error }, (error as Error).message);
+    process.stderr.write(`meshlet: ${(error as Error).message}\n`);
+    return 1;
+  }
   const signal = await stopped.promise;
   sidecar.logger.info({ signal }, 'stopping');
   let code = 0;

@@ -17,6 +17,8 @@ export class PrimaryProbe extends EventEmitter<{ change: [healthy: boolean] }> {
   /** Why the last probe failed, for /readyz. */
   lastFailure: string | null = 'not probed yet';
   private failures = 0;
+  /** Whether it has passed at least once since start. */
+  private everHealthy = false;
   private successes = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -56,6 +58,11 @@ export class PrimaryProbe extends EventEmitter<{ change: [healthy: boolean] }> {
       this.successes = 0;
       this.failures++;
       if (this.healthy && this.failures >= this.check.unhealthyThreshold) this.setHealthy(false);
+      // It starts unhealthy, so no transition says so: a primary that is down from the start is
+      // named once, at its first failed probe, rather than only in /readyz.
+      else if (!this.healthy && this.failures === 1 && !this.everHealthy) {
+        this.logger.warn({ primary: this.primary, reason: failure }, 'primary is not healthy yet');
+      }
     }
     this.timer = setTimeout(() => void this.probe(), this.check.interval);
     this.timer.unref();
@@ -90,6 +97,7 @@ export class PrimaryProbe extends EventEmitter<{ change: [healthy: boolean] }> {
 
   private setHealthy(healthy: boolean): void {
     this.healthy = healthy;
+    if (healthy) this.everHealthy = true;
     this.logger.info({ primary: this.primary, healthy, reason: this.lastFailure ?? undefined }, healthy ? 'primary is healthy' : 'primary is unhealthy');
     this.emit('change', healthy);
   }

@@ -112,7 +112,7 @@ export class Listener {
   }
 
   async listen(hostPort: string): Promise<AddressInfo> {
-    const address = await listenOn(this.server, hostPort);
+    const address = await listenOn(this.server, hostPort, this.name);
     this.logger.info({ listener: this.name, address: `${address.address}:${address.port}` }, 'listening');
     return address;
   }

@@ -38,7 +38,7 @@ export function classifyUncaught(error: unknown): UncaughtKind {
  * Install the process-wide handlers. `flush` writes out whatever logs are held back (the access-log
  * batch) before a bug stops the process with exit code 70 (EX_SOFTWARE).
  */
-export function installLastResort(options: { logger: Logger; counter: Counter<'kind'>; flush: () => void }): () => void {
+export function installLastResort(options: { logger: Logger; counter: Counter<'kind'>; flush: () => void }): void {
   const { logger, counter, flush } = options;
   const onError = (error: unknown): void => {
     const kind = classifyUncaught(error);
@@ -56,8 +56,4 @@ export function installLastResort(options: { logger: Logger; counter: Counter<'k
   };
   process.on('uncaughtException', onError);
   process.on('unhandledRejection', onError);
-  return () => {
-    process.off('uncaughtException', onError);
-    process.off('unhandledRejection', onError);
-  };
 }

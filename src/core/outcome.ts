@@ -15,13 +15,15 @@ export type OutcomeKind = 'pending' | 'success' | 'failure' | 'ignored';
 /**
  * What an attempt came to, as a bounded label (`meshlet_upstream_attempts_total{outcome}`) in the
  * vocabulary of `retries.retryOn`: `success`, `connect-failure`, `reset`, `timeout`, a failure
- * status such as `503`, or, for ignored attempts, `client-gone`, `client-slow` and `rejected`.
+ * status such as `503`, or, for ignored attempts, `client-gone`, `client-slow`, `rejected` and `discarded`.
  */
 export type OutcomeLabel = string;
 
 export const SUCCESS: OutcomeLabel = 'success';
 export const CLIENT_GONE_LABEL: OutcomeLabel = 'client-gone';
 export const REJECTED_LABEL: OutcomeLabel = 'rejected';
+/** A response a layer dropped (to answer otherwise) whose status says nothing against the upstream. */
+export const DISCARDED_LABEL: OutcomeLabel = 'discarded';
 /** The client's upload was cut for arriving too slowly (`limits.minUploadRate`). */
 export const CLIENT_SLOW_LABEL: OutcomeLabel = 'client-slow';
 

@@ -17,7 +17,7 @@ import type { Dispatcher } from 'undici';
 import { Attempt, type ResponseHeaders } from '../core/attempt.ts';
 import { CLIENT_GONE, MeshletError } from '../core/errors.ts';
 import type { Exchange, ProxyResponse } from '../core/exchange.ts';
-import { CLIENT_GONE_LABEL, CLIENT_SLOW_LABEL, SUCCESS, failureLabel } from '../core/outcome.ts';
+import { CLIENT_GONE_LABEL, CLIENT_SLOW_LABEL, DISCARDED_LABEL, SUCCESS, failureLabel } from '../core/outcome.ts';
 import { responseHeaders } from './headers.ts';
 import { fromTransportError } from './transport-errors.ts';
 
@@ -238,8 +238,6 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
     if (ex.attempt === this) ex.attempt = null;
   }
 }
-
-const DISCARDED_LABEL = 'discarded';
 
 class DiscardedError extends Error {
   override readonly name = 'DiscardedError';

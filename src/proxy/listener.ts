@@ -20,7 +20,7 @@ import { Exchange, ProxyResponse, type ExchangeContext } from '../core/exchange.
 import type { Handler } from '../core/stage.ts';
 import { listenOn } from '../listen.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { sendRawLocalReply } from './reply.ts';
+import { destroyThis, sendRawLocalReply } from './reply.ts';
 import { scanRequestHead } from './headers.ts';
 import type { Tunnels } from './tunnels.ts';
 import { isHeaderOverflow } from './transport-errors.ts';
@@ -132,7 +132,7 @@ export class Listener {
 
   /** Upgrades and CONNECT: Node hands over the socket, and stops watching it. */
   private onRawRequest(req: IncomingMessage, socket: Duplex, head: Buffer, kind: 'upgrade' | 'connect'): void {
-    socket.on('error', destroySelf);
+    socket.on('error', destroyThis);
     this.active++;
     void this.run(new Exchange(req, null, scanRequestHead(req, this.trustForwarded), this.context, kind, socket, head));
   }
@@ -231,8 +231,4 @@ function upgradeAllowed(types: readonly string[]): (req: IncomingMessage) => boo
     const upgrade = req.headers.upgrade;
     return upgrade !== undefined && allowed.has(upgrade.trim().toLowerCase());
   };
-}
-
-function destroySelf(this: Duplex): void {
-  this.destroy();
 }

@@ -43,7 +43,7 @@ export function sendLocalReply(
 export function sendRawLocalReply(socket: Duplex, error: MeshletError, upstream: string, requestId: string): number {
   // Node's server stops watching a socket it hands over (CONNECT, upgrade): a reset that arrives
   // while this reply is written must be this socket's event, not the process's.
-  if (socket.listenerCount('error') === 0) socket.on('error', destroyOnError);
+  if (socket.listenerCount('error') === 0) socket.on('error', destroyThis);
   if (!socket.writable) {
     socket.destroy();
     return 0;
@@ -63,17 +63,14 @@ export function sendRawLocalReply(socket: Duplex, error: MeshletError, upstream:
   // Keep reading (and dropping) what the client still sends, so that its FIN or reset is noticed and
   // the descriptor freed; one that never closes its side is cut after a linger.
   socket.resume();
-  if (socket instanceof Socket) socket.setTimeout(RAW_REPLY_LINGER_MS, destroyOnTimeout);
+  if (socket instanceof Socket) socket.setTimeout(RAW_REPLY_LINGER_MS, destroyThis);
   return length;
 }
 
 /** After a raw reply, how long a client may keep its side of the connection open. */
 const RAW_REPLY_LINGER_MS = 5_000;
 
-function destroyOnTimeout(this: Duplex): void {
-  this.destroy();
-}
-
-function destroyOnError(this: Duplex): void {
+/** An 'error' or 'timeout' listener shared by every socket: destroy the socket it fired on. */
+export function destroyThis(this: Duplex): void {
   this.destroy();
 }

@@ -16,6 +16,7 @@ import type { Exchange } from '../core/exchange.ts';
 import type { Handler } from '../core/stage.ts';
 import { answer } from './rescue.ts';
 import type { Tunnels } from './tunnels.ts';
+import { noEndpoint } from '../upstream/balancer.ts';
 import { fromTransportError } from './transport-errors.ts';
 
 const FORWARDED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
@@ -86,9 +87,7 @@ export function createTunnelStep(options: { tunnels: Tunnels; trustForwarded: bo
     if (upstream === null) return Promise.reject(new Error('openTunnel: the exchange was not routed'));
     if (tunnels.full) return Promise.reject(new MeshletError('overloaded', 'too many open tunnels', { retryAfter: 1 }));
     const endpoint = upstream.pickEndpoint();
-    if (endpoint === undefined) {
-      return Promise.reject(new MeshletError('no_healthy_endpoints', `${upstream.name} has no endpoint to send to`, { retryAfter: 1 }));
-    }
+    if (endpoint === undefined) return Promise.reject(noEndpoint(upstream));
     ex.endpoint = endpoint;
     const req = ex.req;
     req.headers['x-request-id'] = ex.requestId;

@@ -26,11 +26,6 @@ export class ConcurrencyLimit {
     this.busyAt = Math.ceil(max / 2);
   }
 
-  /** Requests in flight from `source`. */
-  heldBy(source: string): number {
-    return this.bySource.get(source) ?? 0;
-  }
-
   readonly stage: Stage = (next: Handler): Handler => {
     const limit = this;
     const perSource = limit.maxPerSource < limit.max;

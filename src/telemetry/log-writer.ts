@@ -217,7 +217,13 @@ function nonBlocking(fd: number): Target {
       const reopened = openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
       return { fd: reopened, opened: true, socket: null };
     }
-    if (stat.isSocket()) return { fd, opened: false, socket: new Socket({ fd, readable: false, writable: true }) };
+    if (stat.isSocket()) {
+      const socket = new Socket({ fd, readable: false, writable: true });
+      // Only held so that libuv keeps the descriptor non-blocking; writes go through writeSync. Should
+      // the handle report anything (the reader gone), writeSync's own EPIPE path already says so.
+      socket.on('error', ignore);
+      return { fd, opened: false, socket };
+    }
   } catch {
     // no /proc, or a descriptor that cannot be reopened
   }
@@ -230,3 +236,5 @@ function countLines(bytes: Buffer, from: number): number {
   for (let at = bytes.indexOf(0x0a, from); at !== -1; at = bytes.indexOf(0x0a, at + 1)) lines++;
   return Math.max(lines, 1);
 }
+
+function ignore(): void {}

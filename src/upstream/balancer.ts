@@ -19,6 +19,11 @@ export class RoundRobin<T> implements LoadBalancer<T> {
   }
 }
 
+/** 503 `no_healthy_endpoints`: `upstream` has no endpoint to send to. */
+export function noEndpoint(upstream: Upstream): MeshletError {
+  return new MeshletError('no_healthy_endpoints', `${upstream.name} has no endpoint to send to`, { retryAfter: 1 });
+}
+
 /**
  * The layer that gives each attempt its endpoint, or refuses it with 503 `no_healthy_endpoints`
  * (an outcome that counts against nobody's health).
@@ -27,10 +32,7 @@ export function pickEndpoint(upstream: Upstream): Layer {
   return (next: Send): Send =>
     function pickEndpointFor(attempt) {
       const endpoint = upstream.pickEndpoint();
-      if (endpoint === undefined) {
-        const error = new MeshletError('no_healthy_endpoints', `${upstream.name} has no endpoint to send to`, { retryAfter: 1 });
-        return Promise.reject(attempt.refuse(error));
-      }
+      if (endpoint === undefined) return Promise.reject(attempt.refuse(noEndpoint(upstream)));
       attempt.endpoint = endpoint;
       return next(attempt);
     };

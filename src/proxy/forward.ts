@@ -33,8 +33,12 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
   private phase: Phase = 'sending';
   private controller: Controller | null = null;
   private pendingAbort: Error | null = null;
-  /** Body bytes that arrived before `relay()`. */
-  private early: Buffer[] | null = null;
+  /**
+   * Body bytes that arrived before `relay()`: most responses come whole with their head, in one
+   * chunk, which needs no array; later chunks go to `moreEarly`.
+   */
+  private firstEarly: Buffer | null = null;
+  private moreEarly: Buffer[] | null = null;
   private earlyBytes = 0;
   /** The response ended before `relay()` was called. */
   private endedEarly = false;
@@ -99,8 +103,9 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
     const res = ex.res!;
     if (this.lateFailure !== null) return Promise.reject(this.lateFailure);
     if (ex.clientGone) {
+      this.settle('ignored', CLIENT_GONE_LABEL, null);
       this.discard();
-      return Promise.resolve();
+      return RESOLVED;
     }
     this.phase = 'relaying';
     ex.firstByteMs = this.headAt - ex.startedAt;
@@ -114,11 +119,12 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
     // A body without a length is a stream (SSE, token streams): send the head now, not with the
     // first chunk, so the client sees the status while the model is still thinking.
     if (this.headers['content-length'] === undefined) res.flushHeaders();
-    if (this.early !== null) for (const chunk of this.early) this.write(chunk);
-    this.early = null;
+    if (this.firstEarly !== null) this.write(this.firstEarly);
+    if (this.moreEarly !== null) for (const chunk of this.moreEarly) this.write(chunk);
+    this.firstEarly = this.moreEarly = null;
     if (this.endedEarly) {
       this.complete();
-      return Promise.resolve();
+      return RESOLVED;
     }
     this.body = Promise.withResolvers<void>();
     if (this.controller?.paused) this.controller.resume();
@@ -128,7 +134,7 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
   override discard(): void {
     if (this.phase === 'ended' || this.phase === 'failed' || this.phase === 'discarded') return;
     this.phase = 'discarded';
-    this.early = null;
+    this.firstEarly = this.moreEarly = null;
     if (!this.endedEarly) this.abort(DISCARDED);
     this.finish();
     // A failure status keeps its failure outcome; anything else says nothing about the upstream.
@@ -158,7 +164,8 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
   onResponseData(controller: Controller, chunk: Buffer): void {
     if (this.phase !== 'relaying') {
       if (this.phase !== 'head') return;
-      (this.early ??= []).push(chunk);
+      if (this.firstEarly === null) this.firstEarly = chunk;
+      else (this.moreEarly ??= []).push(chunk);
       this.earlyBytes += chunk.length;
       if (this.earlyBytes > EARLY_BODY_BYTES) controller.pause(); // relay() resumes
       return;
@@ -254,6 +261,9 @@ function resumeUpstream(this: ProxyResponse): void {
 }
 
 const relayAttempt = (attempt: Attempt): Promise<void> => attempt.relay();
+
+/** Returned by relay() when the response is already complete: no promise made per request. */
+const RESOLVED: Promise<void> = Promise.resolve();
 
 /** The terminal handler of a listener's stages: send through the upstream's layers, then relay. */
 export function forwardToUpstream(ex: Exchange): Promise<void> {

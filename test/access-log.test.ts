@@ -25,6 +25,8 @@ test('an access line carries every field of the exchange, in pino\'s shape', wit
     bytesSent: 'hello, agent'.length,
     requestId: res.headers['x-request-id'],
     endpoint: upstream.url,
+    attempts: 1,
+    outcome: 'success',
   });
   t.regex(String(line.time), ISO_TIME);
   const time = Date.parse(String(line.time));

@@ -40,11 +40,18 @@ test('a layer sees the response status before the client does, and can answer in
   t.is(await fine.body.text(), 'fine');
 });
 
-/** Every outcome the echo upstream's attempts come to, as `outcome:label[:retryable]`. */
-function recordOutcomes(fixture: Fixture): string[] {
+/**
+ * Every outcome the echo upstream's attempts come to, as `outcome:label[:retryable]`, and a promise of
+ * the first `count` of them.
+ */
+function recordOutcomes(fixture: Fixture, count = 0): { seen: string[]; all: Promise<string[]> } {
   const seen: string[] = [];
-  fixture.sidecar.upstreams.get('echo')!.onOutcome((a: Attempt) => seen.push(`${a.outcome}:${a.label}${a.retryable ? ':retryable' : ''}`));
-  return seen;
+  const all = Promise.withResolvers<string[]>();
+  fixture.sidecar.upstreams.get('echo')!.onOutcome((a: Attempt) => {
+    seen.push(`${a.outcome}:${a.label}${a.retryable ? ':retryable' : ''}`);
+    if (seen.length === count) all.resolve(seen);
+  });
+  return { seen, all: all.promise };
 }
 
 test('each attempt has one outcome: success, failure statuses, resets, timeouts, broken streams, departed clients', withSidecar, {
@@ -64,7 +71,7 @@ test('each attempt has one outcome: success, failure statuses, resets, timeouts,
   },
   config: () => ({ upstreams: { echo: { timeouts: { firstByte: '300ms' } } } }),
 }, async (t, fixture) => {
-  const seen = recordOutcomes(fixture);
+  const outcomes = recordOutcomes(fixture, 8);
   const get = (path: string) => request(`${fixture.outbound}${path}`, { headers: { host: 'echo' } }).then(async (res) => {
     await res.body.text().catch(() => '');
     return res.statusCode;
@@ -81,8 +88,7 @@ test('each attempt has one outcome: success, failure statuses, resets, timeouts,
   await fixture.upstream.received('/leave');
   controller.abort();
   await leaving;
-  while (seen.length < 8) await new Promise((resolve) => setImmediate(resolve));
-  t.deepEqual(seen, [
+  t.deepEqual(await outcomes.all, [
     'success:success',
     'failure:503:retryable',
     'failure:500',
@@ -95,6 +101,10 @@ test('each attempt has one outcome: success, failure statuses, resets, timeouts,
   const metrics = await fixture.sidecar.metrics.registry.metrics();
   t.regex(metrics, /meshlet_upstream_attempts_total\{direction="outbound",upstream="echo",outcome="success"[^}]*\} 2/);
   t.regex(metrics, /meshlet_upstream_attempts_total\{direction="outbound",upstream="echo",outcome="reset"[^}]*\} 2/);
+  // The access log carries the same outcome, for whoever rebuilds history from files.
+  t.like(await fixture.logs.next((l) => l.type === 'access' && l.path === '/reset'), { status: 502, attempts: 1, outcome: 'reset' });
+  t.like(await fixture.logs.next((l) => l.type === 'access' && l.path === '/503'), { status: 503, attempts: 1, outcome: '503' });
+  t.like(await fixture.logs.next((l) => l.type === 'access' && l.path === '/leave'), { status: 499, attempts: 1, outcome: 'client-gone' });
 });
 
 test('an upstream refusing connections is a connect failure; no endpoint at all is a refusal that counts against nobody', async (t) => {
@@ -102,13 +112,16 @@ test('an upstream refusing connections is a connect failure; no endpoint at all 
   const fixture = await startSidecar(t, {
     config: () => ({ upstreams: { echo: { endpoints: [`http://127.0.0.1:${port}`] }, empty: {} } }),
   });
-  const seen = recordOutcomes(fixture);
+  const { seen } = recordOutcomes(fixture);
   const empty: string[] = [];
   fixture.sidecar.upstreams.get('empty')!.onOutcome((a) => empty.push(`${a.outcome}:${a.label}`));
   t.is((await request(`${fixture.outbound}/`, { headers: { host: 'echo' } })).statusCode, 502);
   t.is((await request(`${fixture.outbound}/`, { headers: { host: 'empty' } })).statusCode, 503);
   t.deepEqual(seen, ['failure:connect-failure:retryable']);
   t.deepEqual(empty, ['ignored:rejected']);
+  const refused = await fixture.logs.next((l) => l.type === 'access' && l.upstream === 'empty');
+  t.like(refused, { status: 503, outcome: 'rejected' });
+  t.is(refused.attempts, undefined, 'no attempt was sent');
 });
 
 test('a bug on the request path is 500 internal, logged with its stack, and never blamed on the upstream', withSidecar, {
@@ -179,10 +192,14 @@ test('the total deadline cuts a response already streaming: never a clean trunca
   const res = await request(`${outbound}/stream`, { headers: { host: 'echo' } });
   t.is(res.statusCode, 200);
   const chunks: string[] = [];
+  const firstChunk = Promise.withResolvers<void>();
   const body = (async () => {
-    for await (const chunk of res.body) chunks.push(String(chunk));
+    for await (const chunk of res.body) {
+      chunks.push(String(chunk));
+      firstChunk.resolve();
+    }
   })();
-  while (chunks.length === 0) await new Promise((resolve) => setImmediate(resolve));
+  await firstChunk.promise;
   clock.advance(60_000);
   await t.throwsAsync(body);
   t.deepEqual(chunks, ['data: first\n\n']);

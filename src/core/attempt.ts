@@ -71,6 +71,7 @@ export abstract class Attempt {
     this.outcome = outcome;
     this.label = label;
     this.failure = failure;
+    this.ex.outcome = label;
     const target = this.ex.target;
     if (target === null) return;
     this.retryable = outcome === 'failure' && target.rules.isRetryable(label);

@@ -60,6 +60,8 @@ export class Exchange {
   attempt: Attempt | null = null;
   /** Attempts made (1 + retries). */
   attempts = 0;
+  /** The last attempt's outcome label (core/outcome.ts); '' when no attempt ended. */
+  outcome = '';
   /** ms after start when the response head that was relayed arrived; 0 if none was. */
   firstByteMs = 0;
   /** Status sent to the client; 0 while nothing has been sent. */

@@ -48,6 +48,8 @@ const BYTES_SENT = ascii(',"bytesSent":');
 const REQUEST_ID = ascii(',"requestId":');
 const ENDPOINT = ascii(',"endpoint":');
 const ERROR = ascii(',"error":');
+const ATTEMPTS = ascii(',"attempts":');
+const OUTCOME = ascii(',"outcome":');
 const CLIENT_GONE = ascii(',"clientGone":true');
 const END = ascii(',"msg":"request"}\n');
 
@@ -74,6 +76,8 @@ export class AccessLog {
   private readonly statuses = new Uint16Array(BATCH_LINES);
   private readonly bytesSent = new Float64Array(BATCH_LINES);
   private readonly clientGone = new Uint8Array(BATCH_LINES);
+  private readonly attempts = new Uint16Array(BATCH_LINES);
+  private readonly outcomes: string[] = new Array<string>(BATCH_LINES).fill('');
   private readonly directions: Direction[] = new Array<Direction>(BATCH_LINES).fill('inbound');
   private readonly upstreams: string[] = new Array<string>(BATCH_LINES).fill('');
   private readonly methods: string[] = new Array<string>(BATCH_LINES).fill('');
@@ -102,6 +106,8 @@ export class AccessLog {
     this.statuses[i] = recordedStatus(ex);
     this.bytesSent[i] = ex.bytesSent;
     this.clientGone[i] = ex.clientGone ? 1 : 0;
+    this.attempts[i] = ex.attempts;
+    this.outcomes[i] = ex.outcome;
     this.directions[i] = direction;
     this.upstreams[i] = ex.upstream;
     this.methods[i] = ex.req.method ?? '';
@@ -151,7 +157,7 @@ export class AccessLog {
   private maxBytes(i: number): number {
     const strings =
       this.upstreams[i]!.length + this.methods[i]!.length + this.paths[i]!.length + this.requestIds[i]!.length +
-      (this.endpoints[i]?.length ?? 0) + (this.errors[i]?.length ?? 0);
+      (this.endpoints[i]?.length ?? 0) + (this.errors[i]?.length ?? 0) + this.outcomes[i]!.length;
     return FIXED_BYTES + this.afterTime[this.directions[i]!].length + strings * MAX_BYTES_PER_UNIT;
   }
 
@@ -178,6 +184,10 @@ export class AccessLog {
     if (endpoint) at = putJsonString(out, putField(out, at, ENDPOINT), endpoint);
     const error = this.errors[i];
     if (error) at = putJsonString(out, putField(out, at, ERROR), error);
+    // What the upstream's attempts came to, as the breaker and the what-if replay read it.
+    if (this.attempts[i]! > 0) at = putUint(out, putField(out, at, ATTEMPTS), this.attempts[i]!);
+    const outcome = this.outcomes[i]!;
+    if (outcome !== '') at = putJsonString(out, putField(out, at, OUTCOME), outcome);
     if (this.clientGone[i] === 1) at = putField(out, at, CLIENT_GONE);
     return putField(out, at, END);
   }

@@ -17,12 +17,13 @@ export async function listenOn(server: Server, hostPort: string, name = 'admin')
   const host = hostPort.slice(0, colon).replace(/^\[|\]$/g, '');
   const port = Number(hostPort.slice(colon + 1));
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => {
+    const failed = (error: NodeJS.ErrnoException) => {
       const reason = REASONS[error.code ?? ''] ?? error.message;
       reject(new ListenError(`cannot listen on ${hostPort} (${name}): ${reason}`, { cause: error }));
-    });
+    };
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.removeAllListeners('error');
+      server.off('error', failed);
       resolve();
     });
   });

@@ -5,7 +5,9 @@
 import test from 'ava';
 import { Attempt } from '../src/core/attempt.ts';
 import { MeshletError } from '../src/core/errors.ts';
-import type { Exchange } from '../src/core/exchange.ts';
+import { Exchange } from '../src/core/exchange.ts';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { compose, type Handler, type Send } from '../src/core/stage.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { Drain } from '../src/health/drain.ts';
@@ -156,4 +158,24 @@ test('concurrency stage: a source over its share is refused only once the listen
   for (const release of releases) release();
   await Promise.all([...admitted, other]);
   t.is(limit.inFlight, 0);
+});
+
+test('exchange cancellation: one reason, reaching the attempt and an AbortSignal made before or after', (t) => {
+  const head = { headers: [], host: 'a', hostCount: 1, requestId: 'r', transferEncoding: undefined, contentLength: undefined, source: 's' };
+  const make = () => new Exchange({ url: '/' } as IncomingMessage, null, head, { clock: new FakeClock() }, 'request', {} as Duplex);
+  const early = make();
+  const signal = early.signal;
+  t.false(signal.aborted);
+  const aborted: unknown[] = [];
+  early.attempt = { abort: (reason: Error) => aborted.push(reason) } as unknown as Attempt;
+  const first = new Error('deadline');
+  early.cancel(first);
+  early.cancel(new Error('client gone'));
+  t.true(signal.aborted);
+  t.is(signal.reason, first);
+  t.deepEqual(aborted, [first], 'the attempt is stopped once, with the first reason');
+  const late = make();
+  late.cancel(first);
+  t.true(late.signal.aborted, 'a signal asked for after the cancel is already aborted');
+  t.is(late.signal.reason, first);
 });

@@ -10,9 +10,8 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { spawnMeshlet } from './helpers/process.ts';
 import { startUpstream } from './helpers/servers.ts';
 import { startSidecar } from './helpers/with-sidecar.ts';
-import { parseHead } from './helpers/raw.ts';
+import { WEBSOCKET_HANDSHAKE, parseHead } from './helpers/raw.ts';
 
-const UPGRADE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
 
 /**
  * An upstream that accepts every upgrade by hand and then never closes its side, whatever the client
@@ -45,7 +44,7 @@ async function stubbornUpstream(t: ExecutionContext): Promise<{ url: string; acc
 async function rawUpgrade(port: number, host: string): Promise<{ socket: Socket; head: string }> {
   const socket = connect(port, '127.0.0.1');
   socket.on('error', () => {});
-  socket.write(`GET /ws HTTP/1.1\r\nHost: ${host}\r\n${UPGRADE}`);
+  socket.write(`GET /ws HTTP/1.1\r\nHost: ${host}\r\n${WEBSOCKET_HANDSHAKE}\r\n`);
   let head = '';
   while (!head.includes('\r\n\r\n')) head += String(((await once(socket, 'data')) as [Buffer])[0]);
   return { socket, head };

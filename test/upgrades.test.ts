@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import type { Socket } from 'node:net';
-import { parseHead, rawExchange } from './helpers/raw.ts';
+import { WEBSOCKET_HANDSHAKE, parseHead, rawExchange } from './helpers/raw.ts';
 import { withSidecar, type Fixture } from './helpers/with-sidecar.ts';
 
 function port(url: string): number {
@@ -52,7 +52,7 @@ test('a WebSocket upgrade the primary refuses (401) reaches the client, logged a
   const answer = parseHead(
     await rawExchange(
       port(fixture.inbound),
-      'GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      `GET /ws HTTP/1.1\r\nHost: a\r\n${WEBSOCKET_HANDSHAKE}\r\n`,
       { end: false },
     ),
   );
@@ -90,7 +90,7 @@ test('upgradeTypes: [] tunnels nothing: a WebSocket upgrade becomes an ordinary 
   const answer = parseHead(
     await rawExchange(
       port(fixture.inbound),
-      'GET /t HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nConnection: close\r\n\r\n',
+      `GET /t HTTP/1.1\r\nHost: a\r\n${WEBSOCKET_HANDSHAKE}Connection: close\r\n\r\n`,
       { end: false },
     ),
   );
@@ -113,7 +113,7 @@ test('an upgrade the primary never answers gets 504 upstream_timeout after the f
   const answer = parseHead(
     await rawExchange(
       port(fixture.inbound),
-      'GET /hang HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      `GET /hang HTTP/1.1\r\nHost: a\r\n${WEBSOCKET_HANDSHAKE}\r\n`,
       { end: false },
     ),
   );

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { WebSocket, WebSocketServer } from 'ws';
 import { closedPort } from './helpers/servers.ts';
 import { startSidecar } from './helpers/with-sidecar.ts';
-import { parseHead, rawExchange } from './helpers/raw.ts';
+import { WEBSOCKET_HANDSHAKE, parseHead, rawExchange } from './helpers/raw.ts';
 
 async function echoSidecar(t: import('ava').ExecutionContext) {
   const fixture = await startSidecar(t);
@@ -84,7 +84,7 @@ test('a WebSocket upgrade to an unknown upstream gets 404 unknown_upstream', asy
   const { outbound } = await startSidecar(t);
   const port = Number(new URL(outbound).port);
   const answer = parseHead(
-    await rawExchange(port, 'GET /ws HTTP/1.1\r\nHost: nobody\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'),
+    await rawExchange(port, `GET /ws HTTP/1.1\r\nHost: nobody\r\n${WEBSOCKET_HANDSHAKE}\r\n`),
   );
   t.is(answer.status, 404);
   t.is(answer.headers['x-meshlet-error'], 'unknown_upstream');
@@ -94,7 +94,7 @@ test('a WebSocket upgrade to an unreachable primary gets 502 upstream_unreachabl
   const port = await closedPort();
   const { inbound, sidecar } = await startSidecar(t, { waitReady: false, config: () => ({ inbound: { primary: `http://127.0.0.1:${port}` } }) });
   const answer = parseHead(
-    await rawExchange(Number(new URL(inbound).port), 'GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n'),
+    await rawExchange(Number(new URL(inbound).port), `GET /ws HTTP/1.1\r\nHost: a\r\n${WEBSOCKET_HANDSHAKE}\r\n`),
   );
   t.is(answer.status, 502);
   t.is(answer.headers['x-meshlet-error'], 'upstream_unreachable');

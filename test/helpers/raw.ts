@@ -27,3 +27,6 @@ export function parseHead(answer: string): { status: number; headers: Record<str
   }
   return { status: Number(statusLine.split(' ')[1]), headers, body: end === -1 ? '' : answer.slice(end + 4) };
 }
+
+/** The header lines of a WebSocket handshake (RFC 6455 §4.1), for raw upgrade requests. */
+export const WEBSOCKET_HANDSHAKE = 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';

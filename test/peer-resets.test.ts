@@ -1,6 +1,6 @@
 /**
  * A sidecar must never die because of a peer: resets at every point of the exchanges that skip the
- * ordinary request path (CONNECT, parser errors, upgrades), against the real CLI in a child process.
+ * ordinary request path (CONNECT and the tunnels it opens, parser errors, upgrades), against the real CLI in a child process.
  */
 import test from 'ava';
 import { connect } from 'node:net';
@@ -34,12 +34,14 @@ function sendThenReset(port: number, text: string, when: 'at-once' | 'after-answ
 
 const RESET_AFTER: Record<string, string> = {
   CONNECT: 'CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n',
+  'a CONNECT to a known name': 'CONNECT researcher:80 HTTP/1.1\r\nHost: researcher:80\r\n\r\n',
+  'a request inside a tunnel': 'CONNECT researcher:80 HTTP/1.1\r\nHost: researcher:80\r\n\r\nGET / HTTP/1.1\r\nHost: researcher\r\n\r\n',
   'a malformed head': 'GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n',
   'a smuggling attempt': 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
   'an upgrade to nowhere': 'GET / HTTP/1.1\r\nHost: nowhere\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
 };
 
-test('resets right after CONNECT, a malformed head or a refused upgrade never kill the process', async (t) => {
+test('resets right after CONNECT, inside a tunnel, after a malformed head or a refused upgrade never kill the process', async (t) => {
   const upstream = await startUpstream(t);
   const meshlet = spawnMeshlet(t, ['run', '--config', 'config/minimal.yaml'], env(upstream.url));
   const ports = [await meshlet.listening('inbound'), await meshlet.listening('outbound')].map((a) => Number(a.split(':').pop()));

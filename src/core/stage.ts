@@ -8,6 +8,7 @@
  *   layer can still look at the status, retry, or replace the answer; `attempt.relay()` then commits.
  */
 import type { Attempt } from './attempt.ts';
+import { MeshletError } from './errors.ts';
 import type { Exchange } from './exchange.ts';
 
 /** Handles an exchange; resolves when the response is complete (or the client is gone). */
@@ -33,10 +34,19 @@ export function compose<F>(wrappers: readonly ((next: F) => F)[], terminal: F): 
 /** The innermost step of every upstream stack: put the attempt on the wire. */
 export const sendAttempt: Send = (attempt) => attempt.send();
 
-/** The last step of a listener's stages: ordinary requests are forwarded, upgrades tunnelled. */
-export function lastStep(steps: { request: Handler; upgrade: Handler }): Handler {
+/**
+ * The last step of a listener's stages: ordinary requests are forwarded, upgrades tunnelled, and
+ * CONNECT (routed only on the outbound listener) served as a connection of its own.
+ */
+export function lastStep(steps: { request: Handler; upgrade: Handler; connect?: Handler }): Handler {
   const { request, upgrade } = steps;
+  const connect = steps.connect ?? refuseConnect;
   return function lastStepByKind(ex) {
-    return ex.kind === 'upgrade' ? upgrade(ex) : request(ex);
+    if (ex.kind === 'request') return request(ex);
+    return ex.kind === 'upgrade' ? upgrade(ex) : connect(ex);
   };
+}
+
+function refuseConnect(): Promise<void> {
+  return Promise.reject(new MeshletError('bad_request', 'CONNECT is not supported on this listener'));
 }

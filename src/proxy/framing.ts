@@ -2,7 +2,7 @@
  * Request framing checks that Node's strict parser leaves to us (RFC 9112 §3.2, §6.1), and the answer
  * to requests the parser refused. The parser itself rejects CL+TE, duplicate Content-Length, bad
  * chunking and obs-fold before a request exists. Upgrades and CONNECT pass the same Host rules as
- * every other request.
+ * every other request; whether CONNECT is served is the route's decision.
  */
 import { MeshletError } from '../core/errors.ts';
 import type { Exchange } from '../core/exchange.ts';
@@ -33,7 +33,6 @@ export const checkFraming: Stage = (next: Handler): Handler =>
 
 function framingProblem(ex: Exchange): string | null {
   const head = ex.head;
-  if (ex.kind === 'connect') return 'CONNECT is not supported';
   if (head.hostCount > 1) return 'more than one Host header';
   if (head.hostCount === 0 && ex.req.httpVersionMinor === 1) return 'missing Host header';
   if (head.transferEncoding !== undefined) {

@@ -70,6 +70,8 @@ function routeTo(upstream: Upstream): Stage {
   return (next: Handler): Handler =>
     function routeToPrimary(ex: Exchange): Promise<void> {
       if (ex.path === '*') return answerAsteriskForm(ex);
+      // Other agents call the primary; tunnelling through it is not a service meshlet offers.
+      if (ex.kind === 'connect') return Promise.reject(new MeshletError('bad_request', 'CONNECT is not supported on the inbound listener'));
       // An absolute-form target (`GET http://any/x`) reaches the primary in origin-form (`/x`), as
       // from any proxy: a primary checking `req.url.startsWith('/admin')` must not be handed a
       // request line its router reads differently.

@@ -2,7 +2,8 @@
  * The outbound request path: the primary agent -> this sidecar -> another agent, chosen by name.
  *
  * The upstream is the request's host name, port ignored: `Host: researcher` (origin-form) and
- * `GET http://researcher/x` (absolute-form, as HTTP_PROXY clients send) both reach `researcher`.
+ * `GET http://researcher/x` (absolute-form, as HTTP_PROXY clients send) both reach `researcher`, and
+ * so does every request inside a `CONNECT researcher:80` tunnel (connect.ts).
  */
 import { MeshletError } from '../core/errors.ts';
 import type { Exchange } from '../core/exchange.ts';
@@ -13,10 +14,11 @@ import { minUploadRate } from '../resilience/upload-rate.ts';
 import { observe } from '../telemetry/observe.ts';
 import { UpstreamTable } from '../upstream/table.ts';
 import { checkFraming } from './framing.ts';
+import { TerminatedTunnels } from './connect.ts';
 import { forwardToUpstream } from './forward.ts';
 import { maxConnections } from './connection-limit.ts';
 import { Listener } from './listener.ts';
-import { answerAsteriskForm, targetOf } from './request-target.ts';
+import { answerAsteriskForm, authorityName, targetOf } from './request-target.ts';
 import { rescue } from './rescue.ts';
 import { Tunnels } from './tunnels.ts';
 import { createTunnelStep } from './upgrade.ts';
@@ -29,6 +31,8 @@ export function createOutbound(runtime: Runtime): { listener: Listener; upstream
   const upstreams = new UpstreamTable(config, metrics, upstreamStack(runtime));
   const limit = new ConcurrencyLimit(outbound.limits.maxConcurrentRequests, outbound.limits.maxSourceShare);
   const tunnels = new Tunnels({ max: outbound.limits.maxTunnels, halfCloseTimeoutMs: outbound.limits.tunnelHalfCloseTimeout });
+  // CONNECT to a known name: answered 200, its bytes served as HTTP by this same pipeline (connect.ts).
+  const terminated = new TerminatedTunnels();
   // Per request: the same order as inbound (see inbound.ts), routing by name last.
   const stages: Stage[] = [
     observe('outbound', metrics.route('outbound', 'unknown'), runtime.accessLog),
@@ -37,10 +41,10 @@ export function createOutbound(runtime: Runtime): { listener: Listener; upstream
     drain.stage,
     limit.stage,
     minUploadRate(outbound.limits.minUploadRate),
-    routeByName(upstreams),
+    routeByName(upstreams, terminated),
   ];
   const tunnel = createTunnelStep({ tunnels, trustForwarded: outbound.trustForwardedHeaders });
-  const pipeline = compose(stages, lastStep({ request: forwardToUpstream, upgrade: tunnel }));
+  const pipeline = compose(stages, lastStep({ request: forwardToUpstream, upgrade: tunnel, connect: terminated.step }));
   const listener = new Listener({
     name: 'outbound',
     limits: outbound.limits,
@@ -53,19 +57,31 @@ export function createOutbound(runtime: Runtime): { listener: Listener; upstream
     maxConnections: maxConnections(outbound.limits.maxConnections, runtime.descriptors),
     metrics,
   });
+  terminated.serveWith(listener.server);
   return { listener, upstreams };
 }
 
-function routeByName(upstreams: UpstreamTable): Stage {
+/**
+ * The upstream is the name the client used: the tunnel's target for requests inside a terminated
+ * CONNECT tunnel, the CONNECT's authority for the CONNECT itself, else the request target's or
+ * Host's host name.
+ */
+function routeByName(upstreams: UpstreamTable, tunnels: TerminatedTunnels): Stage {
   return (next: Handler): Handler =>
     function routeByHost(ex: Exchange): Promise<void> {
-      if (ex.path === '*') return answerAsteriskForm(ex);
-      const target = targetOf(ex.path, ex.head.host);
-      if (target.path === null) return Promise.reject(new MeshletError('bad_request', 'only http:// absolute URIs can be proxied'));
-      ex.path = target.path;
-      const upstream = upstreams.get(target.name);
+      let name: string;
+      if (ex.kind === 'connect') {
+        name = authorityName(ex.path);
+      } else {
+        if (ex.path === '*') return answerAsteriskForm(ex);
+        const target = targetOf(ex.path, ex.head.host);
+        if (target.path === null) return Promise.reject(new MeshletError('bad_request', 'only http:// absolute URIs can be proxied'));
+        ex.path = target.path;
+        name = tunnels.targetOf(ex.socket) ?? target.name;
+      }
+      const upstream = upstreams.get(name);
       if (upstream === undefined) {
-        const message = target.name === '' ? 'the request names no upstream (no Host)' : `no upstream called "${target.name}" is configured or registered`;
+        const message = name === '' ? 'the request names no upstream (no Host)' : `no upstream called "${name}" is configured or registered`;
         return Promise.reject(new MeshletError('unknown_upstream', message));
       }
       ex.routeTo(upstream);

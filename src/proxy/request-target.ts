@@ -27,6 +27,11 @@ export function targetOf(url: string, host: string | undefined): { name: string;
   return { name: hostName(authority), path };
 }
 
+/** The host name of a CONNECT's authority-form target (RFC 9112 §3.2.3): `researcher:80` -> `researcher`. */
+export function authorityName(authority: string): string {
+  return hostName(authority);
+}
+
 /** `Researcher:8080` -> `researcher`; `user@host` userinfo is dropped; `[::1]:80` -> `[::1]`. */
 function hostName(authority: string): string {
   const at = authority.lastIndexOf('@');

@@ -8,6 +8,7 @@ import { loadConfigFile, loadConfigText, parseConfig } from '../src/config/load.
 import { configJsonSchema } from '../src/config/json-schema.ts';
 import { parseDuration, parseSize } from '../src/config/units.ts';
 import { unbuiltKeys } from '../src/config/unbuilt.ts';
+import { closestKey, editDistance } from '../src/config/suggest.ts';
 
 const run = promisify(execFile);
 const CLI = new URL('../bin/meshlet.js', import.meta.url).pathname;
@@ -27,6 +28,17 @@ test('durations and sizes', (t) => {
   t.is(parseSize('64KiB'), 65_536);
   t.is(parseSize('1MiB'), 1_048_576);
   t.is(parseSize('64KB'), undefined);
+});
+
+test('an unknown key is matched to a known one only when it is close', (t) => {
+  t.is(editDistance('drainTimout', 'drainTimeout'), 1);
+  t.is(editDistance('idel', 'idle'), 1); // a swap of neighbours is one edit
+  const keys = ['name', 'drainTimeout', 'drainDelay'];
+  t.is(closestKey('drainTimout', keys), 'drainTimeout');
+  t.is(closestKey('DRAINDELAY', keys), 'drainDelay');
+  t.is(closestKey('nme', keys), 'name');
+  t.is(closestKey('foo', keys), undefined);
+  t.is(closestKey('drain', keys), undefined);
 });
 
 test('every field but service.name has a default', (t) => {
@@ -54,17 +66,18 @@ extra: true
 `);
   t.deepEqual(found.sort(), [
     'extra: unknown key',
-    'inbound.listen: must be host:port, e.g. 127.0.0.1:15001 (port 0 picks a free port)',
-    'inbound.primary: must be an http:// origin such as http://127.0.0.1:8080 (no path)',
-    'inbound.timeouts.firstByte: must be a duration such as 250ms, 10s, 5m or 0',
-    'registry.backend: must be one of "static", "sqlite", "etcd"',
-    'upstreams.search.retries.maxRetries: must be >= 0',
+    'inbound.listen: not host:port (got "nowhere"): use e.g. 127.0.0.1:15001 (port 0 picks a free port)',
+    'inbound.primary: not an http:// origin (got "ftp://x"): use e.g. http://127.0.0.1:8080 (no path)',
+    'inbound.timeouts.firstByte: not a duration (got "soon"): use e.g. 250ms, 10s, 5m, or 0',
+    'registry.backend: must be one of "static", "sqlite", "etcd" (got "consul")',
+    'upstreams.search.retries.maxRetries: must be >= 0 (got -1)',
     'upstreams.search.timeouts.bogus: unknown key',
   ]);
 });
 
 test('invalid YAML is a problem, not a crash', (t) => {
-  t.regex(problems('service: [unclosed')[0] ?? '', /invalid YAML/);
+  t.regex(problems('service: [unclosed')[0] ?? '', /^\(config\): invalid YAML: .* at line 1, column 19:\n/);
+  t.deepEqual(problems('service: &s\n  name: *s\n'), ['service.name: must be a string (got a map that contains itself)']);
 });
 
 test('an upstream overrides defaults key by key', (t) => {
@@ -98,7 +111,7 @@ test('environment variables override config keys (MESHLET__A__B)', (t) => {
   t.deepEqual(result.config.upstreams.search!.endpoints, ['http://127.0.0.1:7000']);
   t.is(result.config.upstreams.search!.retries.maxRetries, 0);
   t.deepEqual(problems('service: { name: planner }', { MESHLET__INBOUND__LIMITS__MAXHEADERBYTES: 'big' }), [
-    'inbound.limits.maxHeaderBytes: must be a size such as 512B, 64KiB or 1MiB',
+    'inbound.limits.maxHeaderBytes: not a size (got "big", from MESHLET__INBOUND__LIMITS__MAXHEADERBYTES): use e.g. 512B, 64KiB, or 1MiB',
   ]);
 });
 
@@ -122,7 +135,7 @@ test('meshlet validate prints ok, or every problem on stderr and exits non-zero'
   await writeFile(bad, 'service: { name: planner }\nupstreams: { search: { retries: { maxRetries: -1 } } }\nnope: 1\n');
   const error = (await run(process.execPath, [CLI, 'validate', '--config', bad]).catch((e: unknown) => e)) as { code: number; stderr: string };
   t.is(error.code, 1);
-  t.deepEqual(error.stderr.trim().split('\n').sort(), ['nope: unknown key', 'upstreams.search.retries.maxRetries: must be >= 0']);
+  t.deepEqual(error.stderr.trim().split('\n').sort(), ['nope: unknown key', 'upstreams.search.retries.maxRetries: must be >= 0 (got -1)']);
   const fromEnv = await run(process.execPath, [CLI, 'validate'], { env: { ...process.env, MESHLET_CONFIG: 'config/minimal.yaml' } });
   t.is(fromEnv.stdout, 'ok\n');
 });

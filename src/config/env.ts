@@ -9,29 +9,44 @@ import { configSchema } from './schema.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/** One environment override, kept so that a problem it caused can name it. */
+export type EnvOverride = {
+  /** The variable, e.g. `MESHLET__INBOUND__TIMEOUTS__IDLE`. */
+  variable: string;
+  /** The key path it sets, spelled as in the schema where the key is known. */
+  path: readonly string[];
+  /**
+   * How many leading keys of `path` the config file already had as objects: a problem on the path
+   * below them (an unknown key the variable made, a bad value it set) is the variable's.
+   */
+  fromFile: number;
+};
+
+export type EnvResult = { ok: true; raw: unknown; overrides: EnvOverride[] } | { ok: false; problems: string[] };
+
 const PREFIX = 'MESHLET__';
 
 /** Every property name in the schema, by its lower-case spelling. */
 const KEY_NAMES: ReadonlyMap<string, string> = collectKeyNames(configSchema);
 
-export function applyEnvOverrides(
-  raw: unknown,
-  env: Env,
-): { ok: true; raw: unknown } | { ok: false; problems: string[] } {
+/** `raw` with every `MESHLET__...` variable of `env` laid over it (a copy), and what each set. */
+export function applyEnvOverrides(raw: unknown, env: Env): EnvResult {
   const names = Object.keys(env).filter((name) => name.startsWith(PREFIX)).sort();
-  if (names.length === 0) return { ok: true, raw };
+  if (names.length === 0) return { ok: true, raw, overrides: [] };
   const root: Record<string, unknown> = isPlainObject(raw) ? structuredClone(raw) : {};
   const problems: string[] = [];
+  const overrides: EnvOverride[] = [];
   for (const name of names) {
     const segments = name.slice(PREFIX.length).split('__').map((s) => s.toLowerCase());
     if (segments.some((s) => s === '')) {
       problems.push(`${name}: empty key segment`);
       continue;
     }
+    const path = segments.map((segment) => KEY_NAMES.get(segment) ?? segment);
+    overrides.push({ variable: name, path, fromFile: objectsInFile(raw, path) });
     let node = root;
-    for (const [i, segment] of segments.entries()) {
-      const key = KEY_NAMES.get(segment) ?? segment;
-      if (i === segments.length - 1) {
+    for (const [i, key] of path.entries()) {
+      if (i === path.length - 1) {
         node[key] = readValue(env[name] ?? '');
       } else {
         if (!isPlainObject(node[key])) node[key] = {};
@@ -39,7 +54,18 @@ export function applyEnvOverrides(
       }
     }
   }
-  return problems.length ? { ok: false, problems } : { ok: true, raw: root };
+  return problems.length ? { ok: false, problems } : { ok: true, raw: root, overrides };
+}
+
+/** How many of the objects on the way to `path`'s last key the file has. */
+function objectsInFile(raw: unknown, path: readonly string[]): number {
+  let node = raw;
+  let count = 0;
+  while (count < path.length - 1 && isPlainObject(node) && isPlainObject(node[path[count]!])) {
+    node = node[path[count]!];
+    count++;
+  }
+  return count;
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -48,7 +74,8 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 
 function readValue(text: string): unknown {
   try {
-    return parseYaml(text);
+    // logLevel: a YAML warning (an unknown tag, say) must not end up on stderr as a Node warning.
+    return parseYaml(text, { logLevel: 'error' });
   } catch {
     return text;
   }

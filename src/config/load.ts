@@ -3,10 +3,11 @@
  * policy. The environment is an argument so tests never touch `process.env`.
  */
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
-import type { z } from 'zod';
+import { isAbsolute } from 'node:path';
+import { parseDocument } from 'yaml';
 import { configSchema, policySchema, type MeshletConfig, type UpstreamConfig } from './schema.ts';
-import { applyEnvOverrides, isPlainObject, type Env } from './env.ts';
+import { applyEnvOverrides, isPlainObject, type Env, type EnvOverride } from './env.ts';
+import { formatIssues, PARSE_OPTIONS } from './problems.ts';
 
 export type LoadResult = { ok: true; config: MeshletConfig } | { ok: false; problems: string[] };
 
@@ -23,27 +24,63 @@ export async function loadConfigFile(path: string, env: Env): Promise<LoadResult
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    return { ok: false, problems: [`${path}: cannot read: ${(error as Error).message}`] };
+    return { ok: false, problems: [`${path}: ${unreadable(path, error as NodeJS.ErrnoException)}`] };
   }
-  return loadConfigText(text, env);
+  return loadConfigText(text, env, path);
 }
 
-export function loadConfigText(text: string, env: Env): LoadResult {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text) ?? {};
-  } catch (error) {
-    return { ok: false, problems: [`(file): invalid YAML: ${(error as Error).message.split('\n')[0]}`] };
+/** Why the file cannot be read, in one line (Node's message repeats the path and the errno name). */
+function unreadable(path: string, error: NodeJS.ErrnoException): string {
+  if (error.code === 'ENOENT') {
+    const where = isAbsolute(path) ? '' : ` in ${process.cwd()}`;
+    const choose = path === DEFAULT_CONFIG_PATH ? '; name one with --config FILE or MESHLET_CONFIG' : '';
+    return `no such file${where}${choose}`;
   }
-  const overridden = applyEnvOverrides(raw, env);
+  if (error.code === 'EISDIR') return 'is a directory, not a config file';
+  return `cannot read: ${error.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '')}`;
+}
+
+/** `file` names the source in a YAML syntax error. */
+export function loadConfigText(text: string, env: Env, file = '(config)'): LoadResult {
+  const parsed = parseYamlText(text, file);
+  if (!parsed.ok) return parsed;
+  const overridden = applyEnvOverrides(parsed.raw, env);
   if (!overridden.ok) return overridden;
-  return parseConfig(overridden.raw);
+  return parseConfig(overridden.raw, overridden.overrides);
 }
 
-/** Validate a raw config object (as parsed from YAML). */
-export function parseConfig(raw: unknown): LoadResult {
-  const result = configSchema.safeParse(raw, { error: describeIssue });
-  if (!result.success) return { ok: false, problems: result.error.issues.flatMap(formatIssue) };
+/**
+ * The YAML's value, or its first error (later ones often follow from it) as one problem: the
+ * library's message with line, column and the lines around, indented under the file's name.
+ * A warning (an unresolved tag, an ambiguous indent) is a problem too: it means the file does not
+ * say what its author thought.
+ */
+function parseYamlText(text: string, file: string): { ok: true; raw: unknown } | { ok: false; problems: string[] } {
+  const document = parseDocument(text);
+  const [first] = [...document.errors, ...document.warnings];
+  if (first !== undefined) return { ok: false, problems: [`${file}: invalid YAML: ${indentExcerpt(first.message)}`] };
+  try {
+    return { ok: true, raw: document.toJS() ?? {} };
+  } catch (error) {
+    // An alias to an anchor not yet defined, or too many aliases (a "billion laughs" file).
+    return { ok: false, problems: [`${file}: invalid YAML: ${(error as Error).message}`] };
+  }
+}
+
+/** The message's first line, then its excerpt (code and caret) indented so it reads as one problem. */
+function indentExcerpt(message: string): string {
+  const [first = '', ...rest] = message.trimEnd().split('\n');
+  while (rest[0] === '') rest.shift();
+  return [first, ...rest.map((line) => (line === '' ? '' : `    ${line}`))].join('\n');
+}
+
+/**
+ * Validate a raw config object (as parsed from YAML); `overrides` are the environment variables
+ * laid over it, for problems to name.
+ */
+export function parseConfig(raw: unknown, overrides: readonly EnvOverride[] = []): LoadResult {
+  const result = configSchema.safeParse(raw, PARSE_OPTIONS);
+  if (!result.success) return { ok: false, problems: formatIssues(result.error.issues, overrides) };
   const rawObject = raw as { defaults?: object; upstreams?: Record<string, object> };
   const upstreams: Record<string, UpstreamConfig> = {};
   for (const [name, upstream] of Object.entries(result.data.upstreams)) {
@@ -71,37 +108,4 @@ export function deepMerge(base: unknown, over: unknown): unknown {
   const merged: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(over)) merged[key] = deepMerge(base[key], value);
   return merged;
-}
-
-/** Messages in meshlet's words (`must be >= 0`), used where a field does not set its own. */
-function describeIssue(issue: z.core.$ZodRawIssue): string | undefined {
-  switch (issue.code) {
-    case 'invalid_type':
-      return issue.input === undefined ? 'is required' : `must be ${article(issue.expected)}`;
-    case 'too_small':
-      return issue.origin === 'array' ? `must have at least ${issue.minimum} item(s)` : `must be >= ${issue.minimum}`;
-    case 'too_big':
-      return `must be <= ${issue.maximum}`;
-    case 'invalid_value':
-      return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'invalid_format':
-      return issue.format === 'starts_with' ? undefined : `must be a valid ${issue.format}`;
-    default:
-      return undefined;
-  }
-}
-
-function article(expected: string): string {
-  if (expected === 'int') return 'an integer';
-  return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`;
-}
-
-/** One line per problem, `key.path: message`; each unknown key gets its own line. */
-function formatIssue(issue: z.core.$ZodIssue): string[] {
-  const path = issue.path.map(String).join('.');
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => `${path ? `${path}.` : ''}${key}: unknown key`);
-  }
-  if (issue.code === 'invalid_key') return [`${path}: ${issue.issues[0]?.message ?? issue.message}`];
-  return [`${path || '(root)'}: ${issue.message}`];
 }

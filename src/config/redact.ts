@@ -7,8 +7,13 @@ const SECRET_KEY = /(password|secret|token|credential|apikey|api_key)/i;
 const URL_PASSWORD = /^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i;
 export const REDACTED = '[redacted]';
 
+/** Whether a key's name says its value is a secret (`apiKey`, `password`, `token`, ...). */
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEY.test(key);
+}
+
 export function redact(value: unknown, key = ''): unknown {
-  if (SECRET_KEY.test(key) && value !== undefined && value !== null && value !== '') return REDACTED;
+  if (isSecretKey(key) && value !== undefined && value !== null && value !== '') return REDACTED;
   if (typeof value === 'string') return value.replace(URL_PASSWORD, `$1${REDACTED}@`);
   if (Array.isArray(value)) return value.map((item) => redact(item));
   if (typeof value === 'object' && value !== null) {

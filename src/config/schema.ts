@@ -6,10 +6,7 @@
  * Durations and sizes are strings in YAML and numbers (milliseconds, bytes) once parsed.
  */
 import { z } from 'zod';
-import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.ts';
-
-const DURATION_HINT = 'must be a duration such as 250ms, 10s, 5m or 0';
-const SIZE_HINT = 'must be a size such as 512B, 64KiB or 1MiB';
+import { DURATION_HINT, DURATION_PATTERN, SIZE_HINT, SIZE_PATTERN, parseDuration, parseSize } from './units.ts';
 
 /** A duration string, parsed to milliseconds. YAML's bare `0` is accepted too. */
 const duration = () =>
@@ -26,7 +23,7 @@ const listen = (fallback: string) =>
     .refine((text) => {
       const match = LISTEN.exec(text);
       return match !== null && Number(match[2]) <= 65535;
-    }, 'must be host:port, e.g. 127.0.0.1:15001 (port 0 picks a free port)')
+    }, 'not host:port: use e.g. 127.0.0.1:15001 (port 0 picks a free port)')
     .prefault(fallback);
 
 const httpUrl = () =>
@@ -34,7 +31,7 @@ const httpUrl = () =>
     if (!URL.canParse(text)) return false;
     const url = new URL(text);
     return url.protocol === 'http:' && (url.pathname === '/' || url.pathname === '') && !url.search;
-  }, 'must be an http:// origin such as http://127.0.0.1:8080 (no path)');
+  }, 'not an http:// origin: use e.g. http://127.0.0.1:8080 (no path)');
 
 const count = (fallback: number, min = 0) => z.number().int().min(min).prefault(fallback);
 const ms = (fallback: string) => duration().prefault(fallback);

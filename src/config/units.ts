@@ -3,6 +3,13 @@
  * Durations: `250ms`, `10s`, `5m`, `1h`, or `0` (disabled). Sizes: `512B`, `64KiB`, `1MiB`, `1GiB`.
  */
 
+/**
+ * What is wrong with a value that is not a duration or a size, then how to write one (the echoed
+ * value goes before the colon: src/config/problems.ts).
+ */
+export const DURATION_HINT = 'not a duration: use e.g. 250ms, 10s, 5m, or 0';
+export const SIZE_HINT = 'not a size: use e.g. 512B, 64KiB, or 1MiB';
+
 /** What a duration looks like, for schemas and editors. */
 export const DURATION_PATTERN = /^(0|\d+(\.\d+)?(ms|s|m|h))$/;
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;

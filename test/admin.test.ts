@@ -100,6 +100,7 @@ test('/upstreams counts a request in flight on its endpoint', withSidecar, {
   upstream: (req, res) => {
     if (req.url !== '/hold') res.end('ok');
   },
+  config: () => ({ upstreams: { echo: { retries: { maxRetries: 0 } } } }), // the reset below ends it
 }, async (t, { admin, outbound, upstream }) => {
   const held = request(`${outbound}/hold`, { headers: { host: 'echo' } }).catch(() => undefined);
   await upstream.received('/hold');

@@ -51,7 +51,7 @@ function upstreamWith(urls: string[]): Upstream {
   const loaded = parseConfig({ service: { name: 'layers' } });
   if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
   const metrics = new Metrics({ serviceName: 'layers', processMetrics: false });
-  return new Upstream('researcher', loaded.config.defaults, urls, metrics, 'outbound', () => (a) => a.send());
+  return new Upstream('researcher', loaded.config.defaults, urls, metrics, 'outbound', () => ({ send: (a) => a.send(), breaker: null }));
 }
 
 const never: Send = () => new Promise(() => {});

@@ -69,7 +69,8 @@ test('each attempt has one outcome: success, failure statuses, resets, timeouts,
       // never answers: /slow times out, /leave is abandoned by its client
     }
   },
-  config: () => ({ upstreams: { echo: { timeouts: { firstByte: '300ms' } } } }),
+  // One attempt per request: retries have tests of their own (retries.test.ts).
+  config: () => ({ upstreams: { echo: { timeouts: { firstByte: '300ms' }, retries: { maxRetries: 0 } } } }),
 }, async (t, fixture) => {
   const outcomes = recordOutcomes(fixture, 8);
   const get = (path: string) => request(`${fixture.outbound}${path}`, { headers: { host: 'echo' } }).then(async (res) => {
@@ -110,7 +111,7 @@ test('each attempt has one outcome: success, failure statuses, resets, timeouts,
 test('an upstream refusing connections is a connect failure; no endpoint at all is a refusal that counts against nobody', async (t) => {
   const port = await closedPort();
   const fixture = await startSidecar(t, {
-    config: () => ({ upstreams: { echo: { endpoints: [`http://127.0.0.1:${port}`] }, empty: {} } }),
+    config: () => ({ upstreams: { echo: { endpoints: [`http://127.0.0.1:${port}`], retries: { maxRetries: 0 } }, empty: {} } }),
   });
   const { seen } = recordOutcomes(fixture);
   const empty: string[] = [];
@@ -169,7 +170,8 @@ test('a parser error, a CONNECT and an upgrade each get one access-log line and 
 
 test('the total deadline runs on the runtime clock: 504 once it passes, and not before', withFakeClock, {
   upstream: () => {}, // never answers
-  config: () => ({ upstreams: { echo: { timeouts: { total: '10s' } } } }),
+  // No breaker: its window would be one more timer on the clock.
+  config: () => ({ upstreams: { echo: { timeouts: { total: '10s' }, circuitBreaker: { enabled: false } } } }),
 }, async (t, { outbound, upstream, clock }) => {
   const pending = request(`${outbound}/x`, { headers: { host: 'echo' } });
   await upstream.received('/x');

@@ -6,7 +6,8 @@ import { redact } from '../config/redact.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { UpstreamTable } from '../upstream/table.ts';
 import type { Upstream } from '../upstream/upstream.ts';
-import type { AdminRoutes } from './server.ts';
+import type { CircuitBreaker } from '../resilience/breaker.ts';
+import type { AdminReply, AdminRoutes } from './server.ts';
 
 /** What the admin endpoints read: the sidecar's parts, not the sidecar. */
 export type AdminSources = {
@@ -33,6 +34,10 @@ export function createAdminRoutes(sidecar: AdminSources): AdminRoutes {
     }),
     /** Effective config: defaults filled in, durations in milliseconds, sizes in bytes. */
     'GET /config': () => ({ status: 200, body: redact(sidecar.config) }),
+    /** Every breaker: state, window counts and error %, settings, last transition and why. */
+    'GET /breakers': () => ({ status: 200, body: { breakers: breakers(sidecar).map((b) => b.describe()) } }),
+    /** POST /breakers/NAME/open | close | release: force a state (incident response), or let go. */
+    'POST /breakers/*': (req) => forceBreaker(sidecar, req.url ?? ''),
     'GET /upstreams': () => ({
       status: 200,
       body: {
@@ -41,4 +46,21 @@ export function createAdminRoutes(sidecar: AdminSources): AdminRoutes {
       },
     }),
   };
+}
+
+function breakers(sidecar: AdminSources): CircuitBreaker[] {
+  return [sidecar.primary, ...sidecar.upstreams.all()].flatMap((u) => (u.breaker === null ? [] : [u.breaker]));
+}
+
+const FORCE_PATH = /^\/breakers\/([^/?]+)\/(open|close|release)(\?.*)?$/;
+
+function forceBreaker(sidecar: AdminSources, url: string): AdminReply {
+  const match = FORCE_PATH.exec(url);
+  if (match === null) return { status: 404, body: { error: 'use POST /breakers/NAME/open, /close or /release' } };
+  const [, name, action] = match as unknown as [string, string, 'open' | 'close' | 'release'];
+  const breaker = breakers(sidecar).find((b) => b.upstream === decodeURIComponent(name));
+  if (breaker === undefined) return { status: 404, body: { error: `no breaker for "${name}"`, breakers: breakers(sidecar).map((b) => b.upstream) } };
+  if (action === 'release') breaker.release();
+  else breaker.force(action === 'open' ? 'open' : 'closed', `forced ${action === 'open' ? 'open' : 'closed'} by POST ${url}`);
+  return { status: 200, body: breaker.describe() };
 }

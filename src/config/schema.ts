@@ -51,12 +51,21 @@ const retryOn = z.string().refine(
   `must be one of ${RETRY_CONDITIONS.join(', ')} or an HTTP status such as "503"`,
 );
 
-const retries = z
-  .strictObject({
-    maxRetries: count(2),
+/**
+ * Retries (resilience/retry.ts). Whatever these say, a retry is sent only when it is safe: connect
+ * failures for any method; other failures only for idempotent methods or requests carrying
+ * `Idempotency-Key`; never once response bytes reached the client; never into an open breaker.
+ */
+const retriesObject = (maxRetries: number) =>
+  z.strictObject({
+    /** Retries after the first attempt; 0 = off. */
+    maxRetries: count(maxRetries),
+    /** Time to the response head allowed to each attempt; 0 = none (the upstream's timeouts apply). */
     perTryTimeout: ms('0'),
+    /** Full-jitter exponential backoff: a random wait up to min(max, base x 2^retry). */
     backoff: z.strictObject({ base: ms('25ms'), max: ms('250ms') }).prefault({}),
     retryOn: z.array(retryOn).prefault(['connect-failure', 'reset', '502', '503', '504']),
+    /** Retries stay within ratio x requests + minPerSecond per second, over `window` (Linkerd's budget). */
     budget: z
       .strictObject({
         ratio: z.number().min(0).max(1).prefault(0.2),
@@ -64,18 +73,35 @@ const retries = z
         window: ms('10s'),
       })
       .prefault({}),
+    /** Request bodies up to this size are kept for replay; larger ones are forwarded, not retried. */
     maxBodyBytes: size().prefault('64KiB'),
-  })
-  .prefault({});
+    /** A `Retry-After` up to this long is waited for; an answer asking for longer is not retried. */
+    maxRetryAfter: ms('1s'),
+  });
+const retries = retriesObject(2).prefault({});
 
-const circuitBreaker = z
-  .strictObject({
+const BREAKER_FAILURES = ['connect-failure', 'reset', 'timeout', '5xx'] as const;
+const failureOn = z.string().refine(
+  (text) => (BREAKER_FAILURES as readonly string[]).includes(text) || /^5\d\d$/.test(text),
+  `must be one of ${BREAKER_FAILURES.join(', ')} or a 5xx status such as "503"`,
+);
+
+/** A circuit breaker (resilience/breaker.ts, opossum). */
+const circuitBreakerObject = (enabled: boolean) =>
+  z.strictObject({
+    enabled: z.boolean().prefault(enabled),
+    /** Opens when more than this share of the counted attempts in the window failed... */
     errorThresholdPercentage: z.number().min(1).max(100).prefault(50),
+    /** ...and the window holds at least this many counted attempts. */
     volumeThreshold: count(20),
+    /** The rolling window (10 buckets). */
     window: ms('10s'),
+    /** Open for this long, then half-open: one probe decides. */
     resetTimeout: ms('30s'),
-  })
-  .prefault({});
+    /** What counts as a failure (4xx, client aborts and meshlet's own refusals never do). */
+    failureOn: z.array(failureOn).prefault([...BREAKER_FAILURES]),
+  });
+const circuitBreaker = circuitBreakerObject(true).prefault({});
 
 /**
  * Protections of one listener against abusive or overwhelming clients. `sourceShare` differs: inbound
@@ -168,6 +194,9 @@ export const configSchema = z.strictObject({
         })
         .prefault({}),
       rateLimit: z.strictObject({ requestsPerSecond: count(0), burst: count(0) }).prefault({}),
+      /** To the primary, a local process: no retries and no breaker unless asked for. */
+      retries: retriesObject(0).prefault({}),
+      circuitBreaker: circuitBreakerObject(false).prefault({}),
       limits: limits(0.25),
       /** Trust X-Forwarded-* sent by clients (only behind a trusted proxy). */
       trustForwardedHeaders: z.boolean().prefault(false),

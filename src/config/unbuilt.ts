@@ -8,9 +8,6 @@ import type { MeshletConfig } from './schema.ts';
 /** The keys in `config` that ask for something meshlet does not do yet. */
 export function unbuiltKeys(config: MeshletConfig): string[] {
   const keys: string[] = [];
-  const policies = [config.defaults, ...Object.values(config.upstreams)];
-  if (policies.some((policy) => policy.retries.maxRetries > 0)) keys.push('retries (defaults and upstreams)');
-  keys.push('circuitBreaker (defaults and upstreams)');
   if (config.inbound.rateLimit.requestsPerSecond > 0) keys.push('inbound.rateLimit');
   if (config.registry.backend !== 'static') keys.push('registry.backend');
   for (const [name, upstream] of Object.entries(config.upstreams)) if (upstream.endpoints === undefined) keys.push(`upstreams.${name}.endpoints (registry lookup)`);

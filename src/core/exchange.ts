@@ -7,7 +7,7 @@
  * layer asks for it). The client going away and the total deadline both cancel this way.
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { Attempt } from './attempt.ts';
 import type { Clock, ClockTimer } from './clock.ts';
 import { CLIENT_GONE, type MeshletError } from './errors.ts';
@@ -18,6 +18,16 @@ import type { RouteMetrics } from '../telemetry/metrics.ts';
 /** Carries its exchange, so that event listeners shared by all requests can find it via `this`. */
 export class ProxyResponse extends ServerResponse<IncomingMessage> {
   exchange: Exchange | null = null;
+}
+
+/** A request body kept for retries while it streams to the first attempt (resilience/body-replay.ts). */
+export interface ReplayableBody {
+  /** Whether all of it that arrived is kept, so that a retry can send it whole. */
+  readonly replayable: boolean;
+  /** The stream for the first attempt. */
+  first(): Readable;
+  /** A stream for a retry: the body from its first byte. */
+  replay(): Readable;
 }
 
 /** What the client asked for, beyond an ordinary request. */
@@ -81,6 +91,8 @@ export class Exchange {
   deadline: ClockTimer | null = null;
   /** The upload-rate check's timer, while the request body is still arriving slowly. */
   uploadTimer: ClockTimer | null = null;
+  /** The request body, kept for a retry; null when none is kept (attempts send `req` itself). */
+  bodyReplay: ReplayableBody | null = null;
   /** A slot held until the exchange finishes (a source's share of the concurrency limit). */
   slot: { release(ex: Exchange): void } | null = null;
   private controller: AbortController | null = null;

@@ -29,6 +29,8 @@ export const CLIENT_SLOW_LABEL: OutcomeLabel = 'client-slow';
 
 /** The `retryOn` condition a transport failure falls under. */
 export function failureLabel(error: MeshletError): OutcomeLabel {
+  // A connect that timed out sent nothing, like a refused one: safe to retry for any method.
+  if ((error.cause as { code?: string } | undefined)?.code === 'UND_ERR_CONNECT_TIMEOUT') return 'connect-failure';
   switch (error.code) {
     case 'upstream_unreachable':
       return 'connect-failure';

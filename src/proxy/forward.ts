@@ -13,6 +13,7 @@
  * body is never presented as complete.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { Attempt, type ResponseHeaders } from '../core/attempt.ts';
 import { CLIENT_GONE, MeshletError } from '../core/errors.ts';
@@ -76,7 +77,7 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
           path: ex.path,
           method: ex.req.method ?? 'GET',
           headers: ex.head.headers,
-          body: hasBody ? ex.req : null,
+          body: hasBody ? requestBody(this) : null,
           headersTimeout: timeouts.firstByte,
           bodyTimeout: timeouts.idle,
         },
@@ -261,6 +262,13 @@ function resumeUpstream(this: ProxyResponse): void {
 }
 
 const relayAttempt = (attempt: Attempt): Promise<void> => attempt.relay();
+
+/** The body to send: the client's stream, or, when retries keep it, a stream of what was kept. */
+function requestBody(attempt: Attempt): Readable {
+  const kept = attempt.ex.bodyReplay;
+  if (kept === null) return attempt.ex.req;
+  return attempt.resendCount === 0 ? kept.first() : kept.replay();
+}
 
 /** Returned by relay() when the response is already complete: no promise made per request. */
 const RESOLVED: Promise<void> = Promise.resolve();

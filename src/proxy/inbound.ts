@@ -25,7 +25,7 @@ export const PRIMARY = 'primary';
 export function createInbound(runtime: Runtime): { listener: Listener; primary: Upstream } {
   const { config, metrics, logger, drain } = runtime;
   const inbound = config.inbound;
-  const policy = { ...config.defaults, timeouts: inbound.timeouts };
+  const policy = { timeouts: inbound.timeouts, retries: inbound.retries, circuitBreaker: inbound.circuitBreaker };
   // Per upstream: deadline → pick endpoint → send (upstream-layers.ts).
   const primary = new Upstream(PRIMARY, policy, [inbound.primary], metrics, 'inbound', upstreamStack(runtime));
   const limit = new ConcurrencyLimit(inbound.limits.maxConcurrentRequests, inbound.limits.maxSourceShare);

@@ -225,10 +225,11 @@ export class Listener {
   }
 }
 
+/** An HTTP/1.0 request's Upgrade is ignored (RFC 9110 §7.8): it is an ordinary request. */
 function upgradeAllowed(types: readonly string[]): (req: IncomingMessage) => boolean {
   const allowed = new Set(types);
   return (req) => {
     const upgrade = req.headers.upgrade;
-    return upgrade !== undefined && allowed.has(upgrade.trim().toLowerCase());
+    return upgrade !== undefined && req.httpVersionMinor === 1 && allowed.has(upgrade.trim().toLowerCase());
   };
 }

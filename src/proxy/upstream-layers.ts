@@ -1,21 +1,43 @@
 /**
  * Every upstream's stack of layers (the primary's and outbound's alike), outermost first:
- *   deadline   the total timeout: armed once per exchange, across retries and the streamed body;
- *   pick       an endpoint for each attempt, or 503 no_healthy_endpoints;
- *   send       undici; resolves at the response head, before anything reaches the client
- *              (the listener's last step then relays it).
- * Breaker, retry, client span and per-try timeout take their places as they are built:
- *   deadline → retry → breaker → pick → client span → per-try timeout → send.
- * Retry sits outside the breaker so that every attempt is counted by it, and outside the pick so that
- * a retry may go to another endpoint.
+ *   deadline         the total timeout: armed once per exchange, across retries and the streamed body;
+ *   retry            another attempt after a retryable failure, when safe and within the budget;
+ *   breaker          every attempt asks the upstream's circuit breaker (503 circuit_open when open);
+ *   pick             an endpoint for each attempt, or 503 no_healthy_endpoints;
+ *   per-try timeout  each attempt's time to its response head;
+ *   send             undici; resolves at the response head, before anything reaches the client
+ *                    (the listener's last step then relays it).
+ * Retry sits outside the breaker so that every attempt is counted by it and no retry goes into an
+ * open one, and outside the pick so that a retry may go to another endpoint. The client span takes
+ * its place between pick and per-try timeout when tracing is built.
  */
 import type { Runtime } from '../core/runtime.ts';
 import { compose, sendAttempt } from '../core/stage.ts';
+import { CircuitBreaker, guardByBreaker } from '../resilience/breaker.ts';
 import { deadline } from '../resilience/deadline.ts';
+import { perTryTimeout } from '../resilience/per-try-timeout.ts';
+import { retry } from '../resilience/retry.ts';
 import { pickEndpoint } from '../upstream/balancer.ts';
 import type { UpstreamStack } from '../upstream/upstream.ts';
 
 export function upstreamStack(runtime: Runtime): UpstreamStack {
-  return (upstream) =>
-    compose([deadline(upstream.policy.timeouts.total), pickEndpoint(upstream), ...(runtime.extraLayers?.(upstream) ?? [])], sendAttempt);
+  const { clock, logger, metrics } = runtime;
+  return (upstream) => {
+    const policy = upstream.policy;
+    const { enabled, ...settings } = policy.circuitBreaker;
+    const breaker = enabled ? new CircuitBreaker(upstream.name, settings, { clock, logger, metrics: metrics.resilience }) : null;
+    if (breaker !== null) upstream.onOutcome((attempt) => breaker.record(attempt));
+    const send = compose(
+      [
+        deadline(policy.timeouts.total),
+        retry({ upstream: upstream.name, settings: policy.retries, breaker, clock, metrics: metrics.resilience }),
+        guardByBreaker(breaker),
+        pickEndpoint(upstream),
+        ...(runtime.extraLayers?.(upstream) ?? []),
+        perTryTimeout(policy.retries.perTryTimeout),
+      ],
+      sendAttempt,
+    );
+    return { send, breaker };
+  };
 }

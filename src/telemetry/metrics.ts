@@ -5,6 +5,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { EventLoopLag } from './event-loop.ts';
 import { registerProcessMetrics } from './process-metrics.ts';
+import { ResilienceMetrics } from './resilience-metrics.ts';
 import { CounterFamily, GaugeFamily, HistogramFamily, type CounterSeries, type GaugeSeries, type HistogramSeries } from './series.ts';
 
 export type Direction = 'inbound' | 'outbound';
@@ -105,6 +106,9 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+
+  /** Breakers, retries, rate limits. */
+  readonly resilience = new ResilienceMetrics(this.registry);
 
   private readonly routes = new Map<string, RouteMetrics>();
   private readonly eventLoop: EventLoopLag | null;

@@ -8,6 +8,7 @@
 import type { Attempt } from '../core/attempt.ts';
 import { OutcomeRules } from '../core/outcome.ts';
 import type { Send } from '../core/stage.ts';
+import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Direction, Metrics, RouteMetrics } from '../telemetry/metrics.ts';
 import { RoundRobin, type LoadBalancer } from './balancer.ts';
@@ -16,8 +17,8 @@ import { Endpoint } from './endpoint.ts';
 /** Reads every attempt's outcome once it is made (outcome.ts). */
 export type OutcomeListener = (attempt: Attempt) => void;
 
-/** Builds an upstream's stack of layers around sending; called once per upstream. */
-export type UpstreamStack = (upstream: Upstream) => Send;
+/** Builds an upstream's stack of layers around sending, and its breaker; called once per upstream. */
+export type UpstreamStack = (upstream: Upstream) => { send: Send; breaker: CircuitBreaker | null };
 
 export class Upstream {
   readonly name: string;
@@ -26,6 +27,8 @@ export class Upstream {
   readonly rules: OutcomeRules;
   /** Sends an attempt through this upstream's layers; resolves at the response head. */
   readonly send: Send;
+  /** The circuit breaker every attempt asks; null when `circuitBreaker.enabled` is false. */
+  readonly breaker: CircuitBreaker | null;
   private current: readonly Endpoint[];
   private readonly balancer: LoadBalancer<Endpoint> = new RoundRobin();
   private readonly listeners: OutcomeListener[] = [];
@@ -40,7 +43,9 @@ export class Upstream {
     this.route = metrics.route(direction, name);
     this.countEndpoints();
     this.onOutcome((attempt) => this.route.attempted(attempt.label));
-    this.send = stack(this);
+    const built = stack(this);
+    this.send = built.send;
+    this.breaker = built.breaker;
   }
 
   get endpoints(): readonly Endpoint[] {
@@ -83,10 +88,12 @@ export class Upstream {
       endpoints: this.current.map((e) => ({ url: e.url, ejected: false, inFlight: e.inFlight })),
       inFlight: this.current.reduce((sum, e) => sum + e.inFlight, 0),
       tunnels: this.route.tunnelsOpen.value,
+      breaker: this.breaker?.state ?? 'disabled',
     };
   }
 
   close(): Promise<unknown> {
+    this.breaker?.close();
     return Promise.all(this.current.map((e) => e.close()));
   }
 

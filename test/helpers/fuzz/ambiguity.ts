@@ -16,8 +16,9 @@ function loggedPath(url: string): string {
 }
 
 /**
- * Match each received request to one access line, each line used at most once (a case may
- * legitimately send the same id twice, e.g. after a "duplicate a span" mutation).
+ * Match each received request to one access line, each line used as many times as it made attempts
+ * (once, unless retried: a case may legitimately send the same id twice, e.g. after a "duplicate a
+ * span" mutation).
  * `unlogged` decides which received requests are exempt from the access-log match (known defects).
  */
 export function findAmbiguity(received: readonly Received[], accessLines: readonly LogLine[], exempt: (r: Received) => boolean): Problem[] {
@@ -37,7 +38,11 @@ export function findAmbiguity(received: readonly Received[], accessLines: readon
     const candidates = byId.get(r.requestId) ?? [];
     const at = candidates.findIndex((line) => line.method === r.method && line.path === loggedPath(r.url));
     if (at !== -1) {
-      candidates.splice(at, 1);
+      // One logged request accounts for as many requests at the primary as it made attempts (retries).
+      const line = candidates[at]!;
+      const left = (typeof line.attempts === 'number' ? line.attempts : 1) - 1;
+      if (left <= 0) candidates.splice(at, 1);
+      else candidates[at] = { ...line, attempts: left };
       continue;
     }
     if (exempt(r)) continue;

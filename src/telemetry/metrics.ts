@@ -178,8 +178,11 @@ export class Metrics {
 
   constructor(options: { serviceName: string; processMetrics?: boolean | undefined }) {
     this.registry.setDefaultLabels({ service: options.serviceName });
-    // Both series exist from the start, so that a rate over them is defined before the first drop.
+    // These series exist from the start, so that a rate over them is defined before the first event.
     for (const kind of ['access', 'lifecycle'] as const) this.logLinesDropped.labels(kind).inc(0);
+    for (const kind of ['peer', 'bug'] as const) this.uncaughtErrors.labels(kind).inc(0);
+    for (const result of ['success', 'failure'] as const) this.configReloads.labels(result).inc(0);
+    for (const direction of ['inbound', 'outbound'] as const) this.rateLimited.labels(direction).inc(0);
     this.eventLoop = options.processMetrics === false ? null : registerProcessMetrics(this.registry);
   }
 

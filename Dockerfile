@@ -23,7 +23,7 @@ COPY bin ./bin
 COPY --from=build /app/dist ./dist
 COPY config ./config
 USER node
-# inbound, outbound, admin
-EXPOSE 15006 15001 15000
+# inbound, outbound, admin, metrics (read-only)
+EXPOSE 15006 15001 15000 15090
 ENTRYPOINT ["node", "bin/meshlet.js"]
 CMD ["run", "--config", "config/meshlet.yaml"]

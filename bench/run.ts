@@ -274,6 +274,7 @@ async function main(): Promise<void> {
           MESHLET__INBOUND__PRIMARY: upstream,
           MESHLET__OUTBOUND__LISTEN: `127.0.0.1:${await freePort()}`,
           MESHLET__ADMIN__LISTEN: `127.0.0.1:${await freePort()}`,
+          MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
         }),
     },
     { name: 'undici floor', launch: async (port) => start(node, [...V8_SIZING, join(ROOT, 'bench/undici-floor.js'), String(port), upstream]) },

@@ -35,6 +35,7 @@ async function startSidecar(config: string, env: Record<string, string>): Promis
       MESHLET__INBOUND__LISTEN: `127.0.0.1:${inbound}`,
       MESHLET__OUTBOUND__LISTEN: `127.0.0.1:${outbound}`,
       MESHLET__ADMIN__LISTEN: `127.0.0.1:${admin}`,
+      MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
       ...env,
     },
   });

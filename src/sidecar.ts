@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { MeshletConfig } from './config/schema.ts';
-import { createAdminRoutes } from './admin/routes.ts';
+import { createAdminRoutes, readOnlyRoutes } from './admin/routes.ts';
 import { unbuiltKeys } from './config/unbuilt.ts';
 import { createAdminServer } from './admin/server.ts';
 import { Drain } from './health/drain.ts';
@@ -44,10 +44,12 @@ export class Sidecar {
   readonly inbound: Listener;
   readonly outbound: Listener;
   readonly admin: Server;
+  /** `telemetry.metrics.listen`: GET /metrics /healthz /readyz only, for Prometheus and probes. */
+  readonly metricsListener: Server;
   readonly primary: Upstream;
   readonly upstreams: UpstreamTable;
   readonly probe: PrimaryProbe;
-  addresses: { inbound: AddressInfo; outbound: AddressInfo; admin: AddressInfo } | null = null;
+  addresses: { inbound: AddressInfo; outbound: AddressInfo; admin: AddressInfo; metrics: AddressInfo } | null = null;
   private stopping: Promise<void> | null = null;
   private readonly accessLog: AccessLog | null;
   /** stdout's writer, unless a test passed its own destination. */
@@ -66,7 +68,8 @@ export class Sidecar {
       destination = this.logWriter = new LogWriter(1, { onDropped: (kind, lines) => dropped.labels(kind).inc(lines) });
     }
     this.logger = pino({ base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
-    this.accessLog = config.telemetry.accessLog.enabled ? new AccessLog(destination, config.service.name) : null;
+    const { accessLog } = config.telemetry;
+    this.accessLog = accessLog.enabled ? new AccessLog(destination, config.service.name, accessLog) : null;
     this.runtime = {
       config,
       metrics: this.metrics,
@@ -86,18 +89,21 @@ export class Sidecar {
     this.probe = new PrimaryProbe(config.inbound.primary, config.inbound.healthCheck, this.logger);
     this.probe.on('change', (healthy) => this.metrics.primaryHealthy.set(healthy ? 1 : 0));
     this.metrics.primaryHealthy.set(0);
-    this.admin = createAdminServer(createAdminRoutes(this));
+    const adminRoutes = createAdminRoutes(this);
+    this.admin = createAdminServer(adminRoutes);
+    this.metricsListener = createAdminServer(readOnlyRoutes(adminRoutes));
     // Probes and scrapes need few connections; bounded so that nobody can take the proxy's descriptors.
-    this.admin.maxConnections = ADMIN_MAX_CONNECTIONS;
+    this.admin.maxConnections = this.metricsListener.maxConnections = ADMIN_MAX_CONNECTIONS;
   }
 
   /** Start listening (admin first, so /readyz can explain a slow start) and probing the primary. */
   async start(): Promise<this> {
     try {
       const admin = await listenOn(this.admin, this.config.admin.listen);
+      const metrics = await listenOn(this.metricsListener, this.config.telemetry.metrics.listen, 'metrics');
       const inbound = await this.inbound.listen(this.config.inbound.listen);
       const outbound = await this.outbound.listen(this.config.outbound.listen);
-      this.addresses = { inbound, outbound, admin };
+      this.addresses = { inbound, outbound, admin, metrics };
     } catch (error) {
       await this.close();
       throw error;
@@ -105,7 +111,8 @@ export class Sidecar {
     this.probe.start();
     const unbuilt = unbuiltKeys(this.config);
     if (unbuilt.length > 0) this.logger.warn({ keys: unbuilt }, 'these config keys are accepted but not built yet: they have no effect');
-    this.logger.info({ admin: `${this.addresses.admin.address}:${this.addresses.admin.port}` }, 'meshlet started');
+    const { admin, metrics } = this.addresses;
+    this.logger.info({ admin: `${admin.address}:${admin.port}`, metrics: `${metrics.address}:${metrics.port}` }, 'meshlet started');
     return this;
   }
 
@@ -158,8 +165,10 @@ export class Sidecar {
     this.probe.stop();
     this.inbound.close();
     this.outbound.close();
-    this.admin.close();
-    this.admin.closeAllConnections();
+    for (const server of [this.admin, this.metricsListener]) {
+      server.close();
+      server.closeAllConnections();
+    }
     await Promise.all([this.primary.close(), this.upstreams.close()]);
     this.accessLog?.close();
     this.metrics.close();

@@ -31,6 +31,7 @@ test('a log reader that goes away does not take traffic down: meshlet says so on
       MESHLET__INBOUND__PRIMARY: upstream.url,
       MESHLET__OUTBOUND__LISTEN: '127.0.0.1:0',
       MESHLET__ADMIN__LISTEN: '127.0.0.1:0',
+      MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
       MESHLET__SERVICE__DRAINDELAY: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -185,6 +186,7 @@ const stalledReader = test.macro({
       MESHLET__INBOUND__PRIMARY: upstream.url,
       MESHLET__OUTBOUND__LISTEN: '127.0.0.1:0',
       MESHLET__ADMIN__LISTEN: '127.0.0.1:0',
+      MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
       MESHLET__SERVICE__DRAINDELAY: '0',
     });
     const exited = new Promise((resolve) => child.on('exit', resolve));

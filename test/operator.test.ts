@@ -23,6 +23,7 @@ test('a port already in use: one line naming the listener and the address, no st
       MESHLET__INBOUND__LISTEN: `127.0.0.1:${port}`,
       MESHLET__OUTBOUND__LISTEN: '127.0.0.1:0',
       MESHLET__ADMIN__LISTEN: '127.0.0.1:0',
+      MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

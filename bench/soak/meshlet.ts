@@ -34,6 +34,7 @@ export async function startMeshlet(primaryUrl: string): Promise<Meshlet> {
       MESHLET__INBOUND__PRIMARY: primaryUrl,
       MESHLET__OUTBOUND__LISTEN: '127.0.0.1:0',
       MESHLET__ADMIN__LISTEN: '127.0.0.1:0',
+      MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
       // The outbound listener's way to the same primary: Host `echo`.
       MESHLET__UPSTREAMS__ECHO__ENDPOINTS: `[${primaryUrl}]`,
     },

@@ -27,11 +27,11 @@ export function createAdminRoutes(sidecar: AdminSources): AdminRoutes {
       const { ready, reasons } = sidecar.readiness();
       return { status: ready ? 200 : 503, body: { ready, reasons } };
     },
-    'GET /metrics': async () => ({
-      status: 200,
-      body: await sidecar.metrics.registry.metrics(),
-      contentType: sidecar.metrics.registry.contentType,
-    }),
+    /** Prometheus text, or OpenMetrics (with exemplars) when the scrape's Accept asks for it. */
+    'GET /metrics': async (req) => {
+      const { body, contentType } = await sidecar.metrics.scrape(req.headers.accept);
+      return { status: 200, body, contentType };
+    },
     /** Effective config: defaults filled in, durations in milliseconds, sizes in bytes. */
     'GET /config': () => ({ status: 200, body: redact(sidecar.config) }),
     /** Every breaker: state, window counts and error %, settings, last transition and why. */
@@ -63,4 +63,12 @@ function forceBreaker(sidecar: AdminSources, url: string): AdminReply {
   if (action === 'release') breaker.release();
   else breaker.force(action === 'open' ? 'open' : 'closed', `forced ${action === 'open' ? 'open' : 'closed'} by POST ${url}`);
   return { status: 200, body: breaker.describe() };
+}
+
+/** What the read-only metrics listener (`telemetry.metrics.listen`) serves: nothing that changes anything. */
+const READ_ONLY = ['GET /metrics', 'GET /healthz', 'GET /readyz'] as const;
+
+/** The admin routes a listener open to Prometheus and kubelet probes may serve. */
+export function readOnlyRoutes(routes: AdminRoutes): AdminRoutes {
+  return Object.fromEntries(READ_ONLY.map((key) => [key, routes[key]!]));
 }

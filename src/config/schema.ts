@@ -231,7 +231,15 @@ export const configSchema = z.strictObject({
     .prefault({}),
   telemetry: z
     .strictObject({
-      accessLog: z.strictObject({ enabled: z.boolean().prefault(true) }).prefault({}),
+      // Read-only (GET /metrics /healthz /readyz) for Prometheus and kubelet probes; mutations stay on admin.
+      metrics: z.strictObject({ listen: listen('0.0.0.0:15090') }).prefault({}),
+      accessLog: z
+        .strictObject({
+          enabled: z.boolean().prefault(true),
+          // The share of successful requests logged (0..1); failures and local replies always are.
+          sampleSuccesses: z.number().min(0).max(1).prefault(1),
+        })
+        .prefault({}),
       tracing: z.strictObject({ enabled: z.boolean().prefault(false) }).prefault({}),
     })
     .prefault({}),

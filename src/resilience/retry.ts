@@ -59,6 +59,7 @@ class Retrier {
     this.next = next;
     this.options = options;
     this.budget = new RetryBudget(options.settings.budget, options.clock);
+    options.metrics.watchRetries(options.upstream);
   }
 
   private async run(first: Attempt): Promise<Attempt> {

@@ -50,6 +50,7 @@ const ENDPOINT = ascii(',"endpoint":');
 const ERROR = ascii(',"error":');
 const ATTEMPTS = ascii(',"attempts":');
 const OUTCOME = ascii(',"outcome":');
+const TRACE_ID = ascii(',"traceId":');
 const CLIENT_GONE = ascii(',"clientGone":true');
 const END = ascii(',"msg":"request"}\n');
 
@@ -78,6 +79,7 @@ export class AccessLog {
   private readonly clientGone = new Uint8Array(BATCH_LINES);
   private readonly attempts = new Uint16Array(BATCH_LINES);
   private readonly outcomes: string[] = new Array<string>(BATCH_LINES).fill('');
+  private readonly traceIds: string[] = new Array<string>(BATCH_LINES).fill('');
   private readonly directions: Direction[] = new Array<Direction>(BATCH_LINES).fill('inbound');
   private readonly upstreams: string[] = new Array<string>(BATCH_LINES).fill('');
   private readonly methods: string[] = new Array<string>(BATCH_LINES).fill('');
@@ -86,8 +88,12 @@ export class AccessLog {
   private readonly endpoints: (string | null)[] = new Array<string | null>(BATCH_LINES).fill(null);
   private readonly errors: (string | null)[] = new Array<string | null>(BATCH_LINES).fill(null);
 
-  constructor(destination: LogDestination, service: string) {
+  /** The share of successful requests logged (`telemetry.accessLog.sampleSuccesses`); errors always are. */
+  private readonly sampleSuccesses: number;
+
+  constructor(destination: LogDestination, service: string, options: { sampleSuccesses?: number } = {}) {
     this.destination = destination;
+    this.sampleSuccesses = options.sampleSuccesses ?? 1;
     const afterTime = (direction: Direction) =>
       Buffer.from(`","service":${JSON.stringify(service)},"type":"access","direction":"${direction}","upstream":`, 'utf8');
     this.afterTime = { inbound: afterTime('inbound'), outbound: afterTime('outbound') };
@@ -96,8 +102,12 @@ export class AccessLog {
     this.flusher.unref();
   }
 
-  /** Record a finished exchange; its line is written with the batch. */
-  write(ex: Exchange, direction: Direction): void {
+  /**
+   * Record a finished exchange; its line is written with the batch. A success (below 400, nothing cut
+   * short) may be left out by sampling; a failure, a local reply or a client gone never is.
+   */
+  write(ex: Exchange, direction: Direction, traceId = ''): void {
+    if (this.sampleSuccesses < 1 && isSuccess(ex) && Math.random() >= this.sampleSuccesses) return;
     const i = this.count++;
     if (i === 0) this.flusher.refresh();
     this.times[i] = Date.now();
@@ -108,6 +118,7 @@ export class AccessLog {
     this.clientGone[i] = ex.clientGone ? 1 : 0;
     this.attempts[i] = ex.attempts;
     this.outcomes[i] = ex.outcome;
+    this.traceIds[i] = traceId;
     this.directions[i] = direction;
     this.upstreams[i] = ex.upstream;
     this.methods[i] = ex.req.method ?? '';
@@ -157,7 +168,7 @@ export class AccessLog {
   private maxBytes(i: number): number {
     const strings =
       this.upstreams[i]!.length + this.methods[i]!.length + this.paths[i]!.length + this.requestIds[i]!.length +
-      (this.endpoints[i]?.length ?? 0) + (this.errors[i]?.length ?? 0) + this.outcomes[i]!.length;
+      (this.endpoints[i]?.length ?? 0) + (this.errors[i]?.length ?? 0) + this.outcomes[i]!.length + this.traceIds[i]!.length;
     return FIXED_BYTES + this.afterTime[this.directions[i]!].length + strings * MAX_BYTES_PER_UNIT;
   }
 
@@ -188,9 +199,16 @@ export class AccessLog {
     if (this.attempts[i]! > 0) at = putUint(out, putField(out, at, ATTEMPTS), this.attempts[i]!);
     const outcome = this.outcomes[i]!;
     if (outcome !== '') at = putJsonString(out, putField(out, at, OUTCOME), outcome);
+    const traceId = this.traceIds[i]!;
+    if (traceId !== '') at = putJsonString(out, putField(out, at, TRACE_ID), traceId);
     if (this.clientGone[i] === 1) at = putField(out, at, CLIENT_GONE);
     return putField(out, at, END);
   }
+}
+
+/** A response below 400 that reached the client whole: what sampling may leave out. */
+function isSuccess(ex: Exchange): boolean {
+  return ex.status !== 0 && ex.status < 400 && ex.error === null && !ex.clientGone;
 }
 
 /** `new Date(ms).toISOString()` for whole milliseconds, written as bytes; Date (over 1 µs) once a second. */

@@ -3,15 +3,28 @@
  * The request path never hashes label sets: `RouteMetrics` caches the series of each route.
  */
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { Exchange } from '../core/exchange.ts';
 import type { EventLoopLag } from './event-loop.ts';
+import { OPENMETRICS_CONTENT_TYPE, OPENMETRICS_TYPE, openMetrics } from './openmetrics.ts';
 import { registerProcessMetrics } from './process-metrics.ts';
 import { ResilienceMetrics } from './resilience-metrics.ts';
 import { CounterFamily, GaugeFamily, HistogramFamily, type CounterSeries, type GaugeSeries, type HistogramSeries } from './series.ts';
 
 export type Direction = 'inbound' | 'outbound';
 
-/** Long LLM calls and token streams need buckets far past web-request latencies. */
-const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
+/**
+ * Latency buckets for both kinds of call an agent makes: tool and lookup calls of a millisecond or
+ * two through loopback sidecars, and LLM calls and token streams of seconds to ten minutes.
+ */
+export const DURATION_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600,
+] as const;
+
+/**
+ * The trace id of an exchange, '' when it has none. Tracing sets it on `Metrics.traceIdOf`; the
+ * observe stage reads it once per request, for exemplars and the access log.
+ */
+export type TraceIdSource = (ex: Exchange) => string;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -106,6 +119,10 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  /** Set by tracing; null (the default) costs the request path one comparison. */
+  traceIdOf: TraceIdSource | null = null;
+  /** Whether a scrape asked for OpenMetrics, the only format that carries exemplars: until then none is kept. */
+  exemplarsWanted = false;
 
   /** Breakers, retries, rate limits. */
   readonly resilience = new ResilienceMetrics(this.registry);
@@ -115,9 +132,20 @@ export class Metrics {
 
   constructor(options: { serviceName: string; processMetrics?: boolean | undefined }) {
     this.registry.setDefaultLabels({ service: options.serviceName });
-    // Both series exist from the start, so that a rate over them is defined before the first drop.
+    // These series exist from the start, so that a rate over them is defined before the first event.
     for (const kind of ['access', 'lifecycle'] as const) this.logLinesDropped.labels(kind).inc(0);
+    for (const kind of ['peer', 'bug'] as const) this.uncaughtErrors.labels(kind).inc(0);
+    for (const result of ['success', 'failure'] as const) this.configReloads.labels(result).inc(0);
     this.eventLoop = options.processMetrics === false ? null : registerProcessMetrics(this.registry);
+  }
+
+  /** The exposition for a scrape's Accept header: OpenMetrics (with exemplars) when asked, else Prometheus text. */
+  async scrape(accept: string | undefined): Promise<{ body: string; contentType: string }> {
+    if (accept !== undefined && accept.includes(OPENMETRICS_TYPE)) {
+      this.exemplarsWanted = true;
+      return { body: await openMetrics(this.registry), contentType: OPENMETRICS_CONTENT_TYPE };
+    }
+    return { body: await this.registry.metrics(), contentType: this.registry.contentType };
   }
 
   /** Stop the event-loop measurement; the series stay registered. */
@@ -152,7 +180,7 @@ export class RouteMetrics {
   private readonly durationByCode = new Map<number, HistogramSeries>();
   private readonly repliesByReason = new Map<string, CounterSeries>();
   private readonly attemptsByOutcome = new Map<string, CounterSeries>();
-  private readonly metrics: Metrics;
+  readonly metrics: Metrics;
   readonly direction: Direction;
   readonly upstream: string;
 
@@ -165,8 +193,14 @@ export class RouteMetrics {
     this.tunnelsOpen = metrics.tunnelsOpen.labels(direction, upstream);
   }
 
-  /** Record one completed request. `method` must already be one of a bounded set. */
-  completed(method: string, code: number, seconds: number): void {
+  /** Record the time to the response head; `traceId` ('' for none) may become the bucket's exemplar. */
+  firstByteAfter(seconds: number, traceId: string): void {
+    if (traceId !== '' && this.metrics.exemplarsWanted) this.firstByte.observeTraced(seconds, traceId, Date.now());
+    else this.firstByte.observe(seconds);
+  }
+
+  /** Record one completed request. `method` must already be one of a bounded set; `traceId` as above. */
+  completed(method: string, code: number, seconds: number, traceId = ''): void {
     let byCode = this.byMethodAndCode.get(method);
     if (byCode === undefined) this.byMethodAndCode.set(method, (byCode = new Map()));
     let counter = byCode.get(code);
@@ -177,7 +211,8 @@ export class RouteMetrics {
       histogram = this.metrics.duration.labels(this.direction, this.upstream, String(code));
       this.durationByCode.set(code, histogram);
     }
-    histogram.observe(seconds);
+    if (traceId !== '' && this.metrics.exemplarsWanted) histogram.observeTraced(seconds, traceId, Date.now());
+    else histogram.observe(seconds);
   }
 
   /** Record one attempt's outcome label (a bounded set: core/outcome.ts). */

@@ -3,6 +3,11 @@
  * sampling interval as lag and missed stalls between samples; `EventLoopLag` replaces it under the same
  * names. collectDefaultMetrics cannot leave one collector out, so they are registered one by one, as it
  * would (prom-client 15's lib/defaultMetrics.js, less eventLoopLag).
+ *
+ * Three of them pair each per-type gauge with a `_total` gauge of its sum
+ * (`nodejs_active_handles_total`, `..._requests_total`, `..._resources_total`); `promtool check
+ * metrics` rejects a gauge named like a counter, and rate() over it would be nonsense, so they are
+ * dropped: `sum(meshlet_nodejs_active_handles)` is the same number.
  */
 import type { Registry } from 'prom-client';
 import gc from 'prom-client/lib/metrics/gc.js';
@@ -20,6 +25,9 @@ import version from 'prom-client/lib/metrics/version.js';
 import { EventLoopLag } from './event-loop.ts';
 
 const PREFIX = 'meshlet_';
+
+/** Gauges named like counters (see above). */
+const MISNAMED_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 const PROM_CLIENT_COLLECTORS = [
   processCpuTotal,
@@ -39,5 +47,6 @@ const PROM_CLIENT_COLLECTORS = [
 /** Register the process metrics on `registry`, prefixed `meshlet_`; close the result to stop measuring. */
 export function registerProcessMetrics(registry: Registry): EventLoopLag {
   for (const register of PROM_CLIENT_COLLECTORS) register(registry, { prefix: PREFIX });
+  for (const name of MISNAMED_GAUGES) registry.removeSingleMetric(PREFIX + name);
   return new EventLoopLag(registry, PREFIX);
 }

@@ -8,7 +8,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 /** What a breaker shows at scrape time. */
 export type BreakerReading = {
   readonly upstream: string;
-  readonly settings: { readonly errorThresholdPercentage: number; readonly volumeThreshold: number };
+  readonly settings: { readonly errorThresholdPercentage: number; readonly volumeThreshold: number; readonly window: number };
   window(): { requests: number; failures: number };
 };
 
@@ -54,6 +54,8 @@ export class ResilienceMetrics {
       labelNames: ['direction'],
       registers,
     });
+    // Defined from the start, so that a rate over them is defined before the first event.
+    for (const direction of ['inbound', 'outbound'] as const) this.rateLimited.labels(direction).inc(0);
     const breakers = this.breakers;
     const windowGauge = (name: string, help: string, read: (b: BreakerReading) => number) =>
       new Gauge({
@@ -69,16 +71,23 @@ export class ResilienceMetrics {
     windowGauge('meshlet_circuit_breaker_window_requests', "Attempts the breaker counted in its rolling window (compare with its volumeThreshold).", (b) => b.window().requests);
     windowGauge('meshlet_circuit_breaker_window_failures', 'Failed attempts the breaker counted in its rolling window.', (b) => b.window().failures);
     windowGauge('meshlet_circuit_breaker_error_threshold_ratio', 'The breaker opens when failures / requests in its window exceed this (errorThresholdPercentage / 100).', (b) => b.settings.errorThresholdPercentage / 100);
+    windowGauge('meshlet_circuit_breaker_window_seconds', "The breaker's rolling window (circuitBreaker.window).", (b) => b.settings.window / 1000);
     windowGauge('meshlet_circuit_breaker_volume_threshold', 'Counted attempts the window must hold before the breaker may open.', (b) => b.settings.volumeThreshold);
   }
 
   /** Show `breaker` at scrape time (replacing an earlier one of the same upstream). */
   watchBreaker(breaker: BreakerReading): void {
     this.breakers.set(breaker.upstream, breaker);
+    for (const state of STATES) this.breakerTransitions.labels(breaker.upstream, state).inc(0);
   }
 
   forgetBreaker(breaker: BreakerReading): void {
     if (this.breakers.get(breaker.upstream) === breaker) this.breakers.delete(breaker.upstream);
+  }
+
+  /** Start an upstream's retry series at 0. */
+  watchRetries(upstream: string): void {
+    this.retryBudgetExhausted.labels(upstream).inc(0);
   }
 
   /** Set the one-hot state gauge of `upstream`. */

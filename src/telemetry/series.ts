@@ -9,7 +9,9 @@
 import type { Registry } from 'prom-client';
 
 type Labels = Record<string, string | number>;
-type Sample = { value: number; labels: Labels; metricName?: string };
+/** An exemplar as prom-client's exposition reads it; `timestamp` in seconds. */
+export type Exemplar = { labelSet: Labels; value: number; timestamp: number };
+type Sample = { value: number; labels: Labels; metricName?: string; exemplar?: Exemplar };
 
 abstract class Family<S> {
   readonly name: string;
@@ -93,6 +95,8 @@ export class HistogramSeries {
   readonly counts: Float64Array;
   sum = 0;
   count = 0;
+  /** The latest traced observation of each bucket; made at the first one (tracing and OpenMetrics only). */
+  exemplars: BucketExemplars | null = null;
   private readonly bounds: readonly number[];
 
   constructor(bounds: readonly number[]) {
@@ -100,13 +104,47 @@ export class HistogramSeries {
     this.counts = new Float64Array(bounds.length + 1);
   }
 
-  observe(value: number): void {
+  /** Count `value`; returns the index of its bucket. */
+  observe(value: number): number {
     const bounds = this.bounds;
     let i = 0;
     while (i < bounds.length && value > bounds[i]!) i++;
     this.counts[i]!++;
     this.sum += value;
     this.count++;
+    return i;
+  }
+
+  /** Count `value` and keep it as its bucket's exemplar, linked to the trace `traceId`. */
+  observeTraced(value: number, traceId: string, nowMs: number): void {
+    const bucket = this.observe(value);
+    (this.exemplars ??= new BucketExemplars(this.counts.length)).keep(bucket, traceId, value, nowMs);
+  }
+}
+
+/** One exemplar per bucket, the latest, as OpenMetrics allows: the trace that shows a typical case. */
+export class BucketExemplars {
+  readonly traceIds: string[];
+  readonly values: Float64Array;
+  readonly timesMs: Float64Array;
+
+  constructor(buckets: number) {
+    this.traceIds = new Array<string>(buckets).fill('');
+    this.values = new Float64Array(buckets);
+    this.timesMs = new Float64Array(buckets);
+  }
+
+  keep(bucket: number, traceId: string, value: number, nowMs: number): void {
+    this.traceIds[bucket] = traceId;
+    this.values[bucket] = value;
+    this.timesMs[bucket] = nowMs;
+  }
+
+  /** The exemplar of `bucket`, if it has one. */
+  at(bucket: number): Exemplar | undefined {
+    const traceId = this.traceIds[bucket]!;
+    if (traceId === '') return undefined;
+    return { labelSet: { trace_id: traceId }, value: this.values[bucket]!, timestamp: this.timesMs[bucket]! / 1000 };
   }
 }
 
@@ -129,7 +167,10 @@ export class HistogramFamily extends Family<HistogramSeries> {
     for (let i = 0; i <= this.bounds.length; i++) {
       cumulative += series.counts[i]!;
       const le = i < this.bounds.length ? this.bounds[i]! : '+Inf';
-      samples.push({ value: cumulative, labels: { le, ...labels }, metricName: `${this.name}_bucket` });
+      const sample: Sample = { value: cumulative, labels: { le, ...labels }, metricName: `${this.name}_bucket` };
+      const exemplar = series.exemplars?.at(i);
+      if (exemplar !== undefined) sample.exemplar = exemplar;
+      samples.push(sample);
     }
     samples.push({ value: series.sum, labels, metricName: `${this.name}_sum` });
     samples.push({ value: series.count, labels, metricName: `${this.name}_count` });

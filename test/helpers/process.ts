@@ -18,7 +18,8 @@ export type MeshletProcess = {
 
 /**
  * `nodeArgs` go to Node before the CLI (`node --flag bin/meshlet.js ...`). Tests drain without the
- * load-balancer delay (`service.drainDelay`) unless `env` sets one. `openFiles` runs meshlet under
+ * load-balancer delay (`service.drainDelay`) unless `env` sets one, and with the metrics listener
+ * on a free loopback port. `openFiles` runs meshlet under
  * `ulimit -n openFiles`.
  */
 export function spawnMeshlet(
@@ -32,7 +33,8 @@ export function spawnMeshlet(
   const [file, argv] =
     options.openFiles === undefined ? [command[0]!, command.slice(1)] : ['bash', ['-c', `ulimit -n ${options.openFiles} && exec "$@"`, 'meshlet', ...command]];
   const child = spawn(file, argv, {
-    env: { ...process.env, MESHLET__SERVICE__DRAINDELAY: '0', ...env },
+    // The metrics listener's default (0.0.0.0:15090) would collide between tests run side by side.
+    env: { ...process.env, MESHLET__SERVICE__DRAINDELAY: '0', MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const killIfRunning = () => {

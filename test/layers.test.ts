@@ -3,6 +3,7 @@
  * concern does, without sockets.
  */
 import test from 'ava';
+import pino from 'pino';
 import { Attempt } from '../src/core/attempt.ts';
 import { MeshletError } from '../src/core/errors.ts';
 import { Exchange } from '../src/core/exchange.ts';
@@ -47,11 +48,12 @@ function stubExchange(clock: FakeClock, target: Upstream | null = null): Exchang
   } as unknown as Exchange & { cancelledWith: Error[] };
 }
 
-function upstreamWith(urls: string[]): Upstream {
-  const loaded = parseConfig({ service: { name: 'layers' } });
+function upstreamWith(urls: string[], defaults: Record<string, unknown> = {}, clock: FakeClock = new FakeClock()): Upstream {
+  const loaded = parseConfig({ service: { name: 'layers' }, defaults });
   if (!loaded.ok) throw new Error(loaded.problems.join('\n'));
   const metrics = new Metrics({ serviceName: 'layers', processMetrics: false });
-  return new Upstream('researcher', loaded.config.defaults, urls, metrics, 'outbound', () => ({ send: (a) => a.send(), breaker: null }));
+  const services = { metrics, clock, logger: pino({ level: 'silent' }) };
+  return new Upstream('researcher', loaded.config.defaults, urls, services, 'outbound', () => ({ send: (a) => a.send(), breaker: null }));
 }
 
 const never: Send = () => new Promise(() => {});
@@ -86,7 +88,7 @@ test('deadline: off (0) adds nothing to the stack', (t) => {
 
 test('pick endpoint: round-robin over the endpoints; none at all is a refusal with an ignored outcome', async (t) => {
   const clock = new FakeClock();
-  const upstream = upstreamWith(['http://127.0.0.1:1', 'http://127.0.0.1:2']);
+  const upstream = upstreamWith(['http://127.0.0.1:1', 'http://127.0.0.1:2'], { loadBalancer: { policy: 'round-robin' } });
   t.teardown(() => upstream.close());
   const send = pickEndpoint(upstream)((a) => Promise.resolve(a));
   const picked = [];
@@ -100,6 +102,44 @@ test('pick endpoint: round-robin over the endpoints; none at all is a refusal wi
   const error = await t.throwsAsync(pickEndpoint(empty)(never)(attempt));
   t.is((error as MeshletError).code, 'no_healthy_endpoints');
   t.deepEqual(outcomes, ['ignored:rejected']);
+});
+
+test('pick endpoint: a retry avoids the endpoint of the previous attempt when another is in service', async (t) => {
+  const clock = new FakeClock();
+  for (const policy of ['p2c-ewma', 'round-robin']) {
+    const upstream = upstreamWith(['http://127.0.0.1:1', 'http://127.0.0.1:2', 'http://127.0.0.1:3'], { loadBalancer: { policy } });
+    t.teardown(() => upstream.close());
+    const send = pickEndpoint(upstream)((a) => Promise.resolve(a));
+    const [first, second] = upstream.endpoints;
+    let firstTriesOnPrevious = 0;
+    for (let i = 0; i < 60; i++) {
+      const previous = upstream.endpoints[i % 3]!;
+      const ex = Object.assign(stubExchange(clock, upstream), { endpoint: previous });
+      const retry = await send(new StubAttempt(ex, 1));
+      t.not(retry.endpoint, previous, `${policy}: retry ${i} went back to ${previous.url}`);
+      if ((await send(new StubAttempt(ex, 0))).endpoint === previous) firstTriesOnPrevious++;
+    }
+    t.true(firstTriesOnPrevious > 0, `${policy}: a first try is free to use any endpoint`);
+    // With the others ejected, the only endpoint in service is used again.
+    first!.health.ejected = second!.health.ejected = true;
+    upstream.ejectionsChanged();
+    const third = upstream.endpoints[2]!;
+    const ex = Object.assign(stubExchange(clock, upstream), { endpoint: third });
+    t.is((await send(new StubAttempt(ex, 1))).endpoint, third);
+  }
+});
+
+test('pick endpoint: one endpoint is picked at once, by every policy, retries included', async (t) => {
+  const clock = new FakeClock();
+  for (const policy of ['p2c-ewma', 'round-robin']) {
+    const upstream = upstreamWith(['http://127.0.0.1:1'], { loadBalancer: { policy } });
+    t.teardown(() => upstream.close());
+    const only = upstream.endpoints[0]!;
+    const send = pickEndpoint(upstream)((a) => Promise.resolve(a));
+    const ex = Object.assign(stubExchange(clock, upstream), { endpoint: only });
+    t.is((await send(new StubAttempt(ex, 0))).endpoint, only);
+    t.is((await send(new StubAttempt(ex, 1))).endpoint, only);
+  }
 });
 
 test('an endpoint set replaced while an attempt is in flight: the attempt keeps its endpoint, which closes once it is done', async (t) => {

@@ -215,11 +215,11 @@ test('inbound hands absolute-form requests to the primary in origin-form; other 
   t.deepEqual(upstream.requests.map((req) => req.url), ['/admin?q=1']);
 });
 
-test('outbound round-robins over several endpoints', async (t) => {
+test('outbound round-robins over several endpoints with loadBalancer.policy round-robin', async (t) => {
   const second = await startUpstream(t, (_req, res) => res.end('second'));
   const { outbound } = await startSidecar(t, {
     upstream: (_req, res) => res.end('first'),
-    config: (first) => ({ upstreams: { pair: { endpoints: [first.url, second.url] } } }),
+    config: (first) => ({ upstreams: { pair: { endpoints: [first.url, second.url], loadBalancer: { policy: 'round-robin' } } } }),
   });
   const answers: string[] = [];
   for (let i = 0; i < 4; i++) answers.push((await rawGet(outbound, '/', { host: 'pair' })).body);

@@ -104,6 +104,34 @@ const circuitBreakerObject = (enabled: boolean) =>
 const circuitBreaker = circuitBreakerObject(true).prefault({});
 
 /**
+ * How an upstream's endpoints share its traffic. `p2c-ewma` (Linkerd's default): of two endpoints
+ * drawn at random, the one with the lower latency × (requests in flight + 1) gets the request;
+ * `round-robin`: each in turn. `ewmaDecay`: how long a latency is remembered (the average's time span).
+ */
+const loadBalancer = z
+  .strictObject({
+    policy: z.enum(['p2c-ewma', 'round-robin']).prefault('p2c-ewma'),
+    ewmaDecay: duration().refine((value) => value > 0, 'must be more than 0').prefault('10s'),
+  })
+  .prefault({});
+
+/**
+ * Passive outlier detection (Envoy's consecutive 5xx): an endpoint that fails `consecutiveFailures`
+ * attempts in a row (no connection, reset, timeout, 5xx; 0 = off) leaves load balancing for
+ * `baseEjectionTime` × the times it was ejected in a row, at most `maxEjectionTime`, then comes back
+ * on its own. At most `maxEjectedPercent` of the endpoints are out at once, yet always one (with two
+ * or more), and never the last one in service.
+ */
+const outlierDetection = z
+  .strictObject({
+    consecutiveFailures: count(5),
+    baseEjectionTime: ms('30s'),
+    maxEjectionTime: ms('5m'),
+    maxEjectedPercent: z.number().min(0).max(100).prefault(50),
+  })
+  .prefault({});
+
+/**
  * Protections of one listener against abusive or overwhelming clients. `sourceShare` differs: inbound
  * serves many agents, outbound one (the primary), whom a share would only hold back.
  */
@@ -153,7 +181,7 @@ const upgradeTypes = z
   .prefault(['websocket']);
 
 /** What `defaults` sets for every upstream, and each upstream may override part by part. */
-export const policySchema = z.strictObject({ timeouts, retries, circuitBreaker });
+export const policySchema = z.strictObject({ timeouts, retries, circuitBreaker, loadBalancer, outlierDetection });
 
 const upstream = z.strictObject({
   /** Static endpoints; without them the name is resolved in the registry. */
@@ -161,6 +189,8 @@ const upstream = z.strictObject({
   timeouts: timeouts.optional(),
   retries: retries.optional(),
   circuitBreaker: circuitBreaker.optional(),
+  loadBalancer: loadBalancer.optional(),
+  outlierDetection: outlierDetection.optional(),
 });
 
 const UPSTREAM_NAME = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;

@@ -25,9 +25,9 @@ export const PRIMARY = 'primary';
 export function createInbound(runtime: Runtime): { listener: Listener; primary: Upstream } {
   const { config, metrics, logger, drain } = runtime;
   const inbound = config.inbound;
-  const policy = { timeouts: inbound.timeouts, retries: inbound.retries, circuitBreaker: inbound.circuitBreaker };
+  const policy = { ...config.defaults, timeouts: inbound.timeouts, retries: inbound.retries, circuitBreaker: inbound.circuitBreaker };
   // Per upstream: deadline → pick endpoint → send (upstream-layers.ts).
-  const primary = new Upstream(PRIMARY, policy, [inbound.primary], metrics, 'inbound', upstreamStack(runtime));
+  const primary = new Upstream(PRIMARY, policy, [inbound.primary], runtime, 'inbound', upstreamStack(runtime));
   const limit = new ConcurrencyLimit(inbound.limits.maxConcurrentRequests, inbound.limits.maxSourceShare);
   const tunnels = new Tunnels({ max: inbound.limits.maxTunnels, halfCloseTimeoutMs: inbound.limits.tunnelHalfCloseTimeout });
   // Per request, outermost first:

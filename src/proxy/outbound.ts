@@ -28,7 +28,7 @@ export function createOutbound(runtime: Runtime): { listener: Listener; upstream
   const { config, metrics, logger, drain } = runtime;
   const outbound = config.outbound;
   // Per upstream: deadline → pick endpoint → send (upstream-layers.ts), as for the primary.
-  const upstreams = new UpstreamTable(config, metrics, upstreamStack(runtime));
+  const upstreams = new UpstreamTable(config, runtime, upstreamStack(runtime));
   const limit = new ConcurrencyLimit(outbound.limits.maxConcurrentRequests, outbound.limits.maxSourceShare);
   const tunnels = new Tunnels({ max: outbound.limits.maxTunnels, halfCloseTimeoutMs: outbound.limits.tunnelHalfCloseTimeout });
   // CONNECT to a known name: answered 200, its bytes served as HTTP by this same pipeline (connect.ts).

@@ -5,6 +5,8 @@
 import { createRequire } from 'node:module';
 import type { Pool as UndiciPool } from 'undici';
 import type { Timeouts } from '../config/schema.ts';
+import type { PeakEwma } from './ewma.ts';
+import { EndpointHealth } from './outlier-detector.ts';
 
 /** Idle upstream connections are closed before a typical server's own 5 s keep-alive ends. */
 const KEEP_ALIVE_MS = 4_000;
@@ -26,10 +28,15 @@ export class Endpoint {
   /** Requests to this endpoint not yet finished. */
   inFlight = 0;
   readonly url: string;
+  /** Time to response head, as the load balancer weighs it (ewma.ts). */
+  readonly latency: PeakEwma;
+  /** Failures in a row and ejections (outlier-detector.ts); kept while the endpoint stays in its set. */
+  readonly health = new EndpointHealth();
   private retiring: PromiseWithResolvers<void> | null = null;
 
-  constructor(url: string, timeouts: Timeouts) {
+  constructor(url: string, timeouts: Timeouts, latency: PeakEwma) {
     this.url = url;
+    this.latency = latency;
     this.pool = new Pool(url, {
       // meshlet's 0 (disabled) becomes undici's default rather than an instant timeout.
       connect: { timeout: timeouts.connect || undefined },

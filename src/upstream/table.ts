@@ -3,15 +3,14 @@
  * registry backends fill in names configured without endpoints, and names not configured at all.
  */
 import type { MeshletConfig } from '../config/schema.ts';
-import type { Metrics } from '../telemetry/metrics.ts';
-import { Upstream, type UpstreamStack } from './upstream.ts';
+import { Upstream, type UpstreamServices, type UpstreamStack } from './upstream.ts';
 
 export class UpstreamTable {
   private readonly upstreams = new Map<string, Upstream>();
 
-  constructor(config: MeshletConfig, metrics: Metrics, stack: UpstreamStack) {
+  constructor(config: MeshletConfig, services: UpstreamServices, stack: UpstreamStack) {
     for (const [name, upstream] of Object.entries(config.upstreams)) {
-      this.upstreams.set(name, new Upstream(name, upstream, upstream.endpoints ?? [], metrics, 'outbound', stack));
+      this.upstreams.set(name, new Upstream(name, upstream, upstream.endpoints ?? [], services, 'outbound', stack));
     }
   }
 

@@ -6,19 +6,26 @@
  * it picked, and endpoints that left are closed once their last request is done.
  */
 import type { Attempt } from '../core/attempt.ts';
+import type { Clock } from '../core/clock.ts';
 import { OutcomeRules } from '../core/outcome.ts';
+import type { Runtime } from '../core/runtime.ts';
 import type { Send } from '../core/stage.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Direction, Metrics, RouteMetrics } from '../telemetry/metrics.ts';
-import { RoundRobin, type LoadBalancer } from './balancer.ts';
+import { createLoadBalancer, type LoadBalancer } from './balancer.ts';
 import { Endpoint } from './endpoint.ts';
+import { PeakEwma, recordLatency } from './ewma.ts';
+import { OutlierDetector } from './outlier-detector.ts';
 
 /** Reads every attempt's outcome once it is made (outcome.ts). */
 export type OutcomeListener = (attempt: Attempt) => void;
 
 /** Builds an upstream's stack of layers around sending, and its breaker; called once per upstream. */
 export type UpstreamStack = (upstream: Upstream) => { send: Send; breaker: CircuitBreaker | null };
+
+/** What an upstream takes from the runtime (a whole `Runtime` will do). */
+export type UpstreamServices = Pick<Runtime, 'metrics' | 'clock' | 'logger'>;
 
 export class Upstream {
   readonly name: string;
@@ -30,43 +37,70 @@ export class Upstream {
   /** The circuit breaker every attempt asks; null when `circuitBreaker.enabled` is false. */
   readonly breaker: CircuitBreaker | null;
   private current: readonly Endpoint[];
-  private readonly balancer: LoadBalancer<Endpoint> = new RoundRobin();
+  /** The endpoints not ejected, which the balancer picks from; remade only when the set or an ejection changes. */
+  private inService: readonly Endpoint[];
+  private readonly balancer: LoadBalancer;
+  private readonly outliers: OutlierDetector;
   private readonly listeners: OutcomeListener[] = [];
   private readonly metrics: Metrics;
+  private readonly clock: Clock;
 
-  constructor(name: string, policy: UpstreamConfig, urls: readonly string[], metrics: Metrics, direction: Direction, stack: UpstreamStack) {
+  constructor(name: string, policy: UpstreamConfig, urls: readonly string[], services: UpstreamServices, direction: Direction, stack: UpstreamStack) {
     this.name = name;
     this.policy = policy;
-    this.metrics = metrics;
+    this.metrics = services.metrics;
+    this.clock = services.clock;
     this.rules = new OutcomeRules(policy.retries.retryOn);
-    this.current = urls.map((url) => new Endpoint(url, policy.timeouts));
-    this.route = metrics.route(direction, name);
+    this.current = this.inService = urls.map((url) => this.endpointFor(url));
+    this.balancer = createLoadBalancer(policy.loadBalancer, services.clock);
+    this.outliers = new OutlierDetector(policy.outlierDetection, services.clock, services.logger, this);
+    this.route = services.metrics.route(direction, name);
     this.countEndpoints();
     this.onOutcome((attempt) => this.route.attempted(attempt.label));
+    this.onOutcome(recordLatency);
+    if (this.outliers.enabled) this.onOutcome(this.outliers.observe);
     const built = stack(this);
     this.send = built.send;
     this.breaker = built.breaker;
   }
 
+  /** Every endpoint, ejected ones included. */
   get endpoints(): readonly Endpoint[] {
     return this.current;
   }
 
-  /** The endpoint for the next attempt, or undefined when there is none. */
-  pickEndpoint(): Endpoint | undefined {
-    return this.balancer.pick(this.current);
+  /**
+   * The endpoint for the next attempt, among those not ejected, and other than `avoid` when another
+   * is in service; undefined when there is none.
+   */
+  pickEndpoint(avoid: Endpoint | null = null): Endpoint | undefined {
+    return this.balancer.pick(this.inService, avoid);
   }
 
   /**
-   * Replace the endpoint set in one step. Endpoints that stay keep their connections; those that
-   * left are closed when their requests in flight are done.
+   * Replace the endpoint set in one step. Endpoints that stay keep their connections, latency
+   * estimate and ejection; those that left are closed when their requests in flight are done.
    */
   setEndpoints(urls: readonly string[]): void {
     const kept = new Map(this.current.map((e) => [e.url, e]));
-    const next = urls.map((url) => kept.get(url) ?? new Endpoint(url, this.policy.timeouts));
+    const next = urls.map((url) => kept.get(url) ?? this.endpointFor(url));
     const staying = new Set(next);
     this.current = next;
-    for (const endpoint of kept.values()) if (!staying.has(endpoint)) void endpoint.retire();
+    for (const endpoint of kept.values()) {
+      if (staying.has(endpoint)) continue;
+      this.outliers.forget(endpoint);
+      void endpoint.retire();
+    }
+    // Ejection never takes the last endpoint in service; a new set made only of ejected ones gets them back.
+    if (next.length > 0 && next.every((e) => e.health.ejected)) {
+      for (const endpoint of next) this.outliers.restore(endpoint, 'every endpoint left in the set was ejected');
+    }
+    this.ejectionsChanged();
+  }
+
+  /** Called by outlier detection when an endpoint was ejected or returned. */
+  ejectionsChanged(): void {
+    this.inService = this.current.filter((e) => !e.health.ejected);
     this.countEndpoints();
   }
 
@@ -81,11 +115,28 @@ export class Upstream {
     for (let i = 0; i < listeners.length; i++) listeners[i]!(attempt);
   }
 
-  /** What GET /upstreams shows. (Ejection and breakers come with outlier detection and circuit breaking.) */
+  /** What GET /upstreams shows. */
   describe(): object {
+    const now = this.clock.now();
+    const wallNow = Date.now();
     return {
       name: this.name,
-      endpoints: this.current.map((e) => ({ url: e.url, ejected: false, inFlight: e.inFlight })),
+      loadBalancer: this.policy.loadBalancer.policy,
+      healthy: this.inService.length,
+      ejected: this.current.length - this.inService.length,
+      endpoints: this.current.map((e) => {
+        const health = e.health;
+        return {
+          url: e.url,
+          state: health.ejected ? 'ejected' : 'healthy',
+          // The runtime clock is monotonic: shown as wall time for people.
+          ejectedUntil: health.ejected ? new Date(wallNow + health.ejectedUntil - now).toISOString() : null,
+          timesEjected: health.timesEjected,
+          consecutiveFailures: health.consecutiveFailures,
+          ewmaMs: Math.round(e.latency.valueAt(now) * 10) / 10,
+          inFlight: e.inFlight,
+        };
+      }),
       inFlight: this.current.reduce((sum, e) => sum + e.inFlight, 0),
       tunnels: this.route.tunnelsOpen.value,
       breaker: this.breaker?.state ?? 'disabled',
@@ -94,11 +145,16 @@ export class Upstream {
 
   close(): Promise<unknown> {
     this.breaker?.close();
+    this.outliers.close();
     return Promise.all(this.current.map((e) => e.close()));
   }
 
+  private endpointFor(url: string): Endpoint {
+    return new Endpoint(url, this.policy.timeouts, new PeakEwma(this.policy.loadBalancer.ewmaDecay, this.clock.now()));
+  }
+
   private countEndpoints(): void {
-    this.metrics.upstreamEndpoints.labels(this.name, 'healthy').set(this.current.length);
-    this.metrics.upstreamEndpoints.labels(this.name, 'ejected').set(0);
+    this.metrics.upstreamEndpoints.labels(this.name, 'healthy').set(this.inService.length);
+    this.metrics.upstreamEndpoints.labels(this.name, 'ejected').set(this.current.length - this.inService.length);
   }
 }

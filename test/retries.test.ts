@@ -89,7 +89,10 @@ test('a connect failure is retried for any method, on the next endpoint', async 
   const chaos = await startChaos(t);
   const port = await closedPort();
   const fixture = await startSidecar(t, {
-    config: () => ({ upstreams: { chaos: { endpoints: [`http://127.0.0.1:${port}`, chaos.url], circuitBreaker: { enabled: false } } } }),
+    // Round-robin: the first attempt goes to the closed port, the retry elsewhere.
+    config: () => ({
+      upstreams: { chaos: { endpoints: [`http://127.0.0.1:${port}`, chaos.url], loadBalancer: { policy: 'round-robin' }, circuitBreaker: { enabled: false } } },
+    }),
   });
   const body = randomBytes(256 * 1024); // larger than maxBodyBytes: nothing was read, so it can go again
   const res = await call(fixture, '/post', { method: 'POST', body });
@@ -165,4 +168,20 @@ test('under a 100% failure storm the budget bounds attempts: <= (1 + ratio) x re
   t.true(chaos.received.length <= bound, `${chaos.received.length} attempts for ${requests} requests in ${seconds.toFixed(1)} s; bound ${bound}`);
   t.true(chaos.received.length > requests, 'some retries were still sent');
   t.true((await metric(fixture, /meshlet_retry_budget_exhausted_total\{upstream="chaos"[^}]*\} (\d+)/)) > 0);
+});
+
+test('each retry goes to another endpoint when there is one', async (t) => {
+  const [a, b] = [await startChaos(t, { kind: 'status', status: 503 }), await startChaos(t, { kind: 'status', status: 503 })];
+  const fixture = await startSidecar(t, {
+    config: () => ({
+      upstreams: {
+        chaos: { endpoints: [a.url, b.url], retries: { maxRetries: 3, backoff: { base: '1ms', max: '1ms' }, budget: { ratio: 1, minPerSecond: 1000 } }, circuitBreaker: { enabled: false } },
+      },
+    }),
+  });
+  t.is((await call(fixture, '/x')).statusCode, 503);
+  // Four attempts, alternating: never twice in a row on the same endpoint.
+  t.is(a.received.length + b.received.length, 4);
+  t.is(a.received.length, 2);
+  t.is(b.received.length, 2);
 });

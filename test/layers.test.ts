@@ -35,10 +35,11 @@ class StubAttempt extends Attempt {
 }
 
 /** Just enough of an exchange for the layers under test: a clock, a deadline slot, cancellation. */
-function stubExchange(clock: FakeClock, target: Upstream | null = null): Exchange & { cancelledWith: Error[] } {
+function stubExchange(clock: FakeClock, target: Upstream | null = null, timeoutMs = -1): Exchange & { cancelledWith: Error[] } {
   const cancelledWith: Error[] = [];
   return {
     clock,
+    head: { maxRetries: -1, timeoutMs },
     deadline: null,
     target,
     cancelledWith,
@@ -82,8 +83,15 @@ test('deadline: one per exchange, never re-armed by a retry', (t) => {
   t.is(ex.cancelledWith.length, 1, 'the retry did not get a fresh 5 s');
 });
 
-test('deadline: off (0) adds nothing to the stack', (t) => {
-  t.is(deadline(0)(never), never);
+test('deadline: off (0) arms nothing, unless the request asks for one (x-meshlet-timeout)', (t) => {
+  const clock = new FakeClock();
+  const send = deadline(0)(never);
+  void send(new StubAttempt(stubExchange(clock), 0));
+  t.is(clock.pending, 0);
+  const asking = stubExchange(clock, null, 300);
+  void send(new StubAttempt(asking, 0));
+  clock.advance(300);
+  t.is((asking.cancelledWith[0] as MeshletError).code, 'upstream_timeout');
 });
 
 test('pick endpoint: round-robin over the endpoints; none at all is a refusal with an ignored outcome', async (t) => {
@@ -201,7 +209,7 @@ test('concurrency stage: a source over its share is refused only once the listen
 });
 
 test('exchange cancellation: one reason, reaching the attempt and an AbortSignal made before or after', (t) => {
-  const head = { headers: [], host: 'a', hostCount: 1, requestId: 'r', transferEncoding: undefined, contentLength: undefined, source: 's' };
+  const head = { headers: [], host: 'a', hostCount: 1, requestId: 'r', transferEncoding: undefined, contentLength: undefined, source: 's', maxRetries: -1, timeoutMs: -1 };
   const make = () => new Exchange({ url: '/' } as IncomingMessage, null, head, { clock: new FakeClock() }, 'request', {} as Duplex);
   const early = make();
   const signal = early.signal;

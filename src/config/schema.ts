@@ -181,7 +181,15 @@ const upgradeTypes = z
   .prefault(['websocket']);
 
 /** What `defaults` sets for every upstream, and each upstream may override part by part. */
-export const policySchema = z.strictObject({ timeouts, retries, circuitBreaker, loadBalancer, outlierDetection });
+/** Per upstream, beside the listener's own limits. */
+const upstreamLimits = z
+  .strictObject({
+    /** Requests to this upstream in flight at once (like Envoy's max_requests); more get 503 overloaded. */
+    maxConcurrentRequests: count(1024, 1),
+  })
+  .prefault({});
+
+export const policySchema = z.strictObject({ timeouts, retries, circuitBreaker, loadBalancer, outlierDetection, limits: upstreamLimits });
 
 const upstream = z.strictObject({
   /** Static endpoints; without them the name is resolved in the registry. */
@@ -191,6 +199,7 @@ const upstream = z.strictObject({
   circuitBreaker: circuitBreaker.optional(),
   loadBalancer: loadBalancer.optional(),
   outlierDetection: outlierDetection.optional(),
+  limits: upstreamLimits.optional(),
 });
 
 const UPSTREAM_NAME = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;

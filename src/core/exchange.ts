@@ -50,6 +50,12 @@ export type RequestHead = {
    * client the trusted proxy names (the last X-Forwarded-For entry it received).
    */
   source: string;
+  /**
+   * Per-request control headers (proxy/control-headers.ts), already bounded by nothing: the layers
+   * take the smaller of these and their config. -1 when the request did not say.
+   */
+  maxRetries: number;
+  timeoutMs: number;
 };
 
 export class Exchange {

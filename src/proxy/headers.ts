@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { RequestHead } from '../core/exchange.ts';
+import { parseDuration } from '../config/units.ts';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -25,6 +26,27 @@ const COMMA = /\s*,\s*/;
 export type { RequestHead };
 
 /**
+ * Per-request control headers, for callers that know better than the config for one call (as
+ * Linkerd's `l5d-*` and Envoy's `x-envoy-*`): `x-meshlet-retries: 0` (at most this many retries) and
+ * `x-meshlet-timeout: 5s` (a total deadline; a duration, or milliseconds). They can only tighten the
+ * config, never loosen it, an unreadable value is ignored, and every `x-meshlet-*` request header
+ * stops at the sidecar.
+ */
+const CONTROL_PREFIX = 'x-meshlet-';
+const RETRIES_HEADER = 'x-meshlet-retries';
+const TIMEOUT_HEADER = 'x-meshlet-timeout';
+const DIGITS = /^\d{1,6}$/;
+
+function controlRetries(value: string): number {
+  return DIGITS.test(value) ? Number(value) : -1;
+}
+
+function controlTimeout(value: string): number {
+  const ms = DIGITS.test(value) ? Number(value) : parseDuration(value.trim());
+  return ms === undefined || ms <= 0 ? -1 : ms;
+}
+
+/**
  * Build the upstream request headers from the client's, in one pass over `rawHeaders`.
  * `Host` is left out: undici sets it to the endpoint's authority, which is what the upstream serves;
  * the name the client used travels in X-Forwarded-Host.
@@ -41,6 +63,8 @@ export function scanRequestHead(req: IncomingMessage, trustForwarded: boolean): 
   let forwardedFor: string | undefined;
   let forwardedProto: string | undefined;
   let forwardedHost: string | undefined;
+  let maxRetries = -1;
+  let timeoutMs = -1;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
@@ -52,6 +76,12 @@ export function scanRequestHead(req: IncomingMessage, trustForwarded: boolean): 
     }
     if (lower === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     if (lower === 'content-length') contentLength = value; // the parser refuses duplicates
+    if (lower.charCodeAt(0) === 120 /* x */ && lower.startsWith(CONTROL_PREFIX)) {
+      // Meant for this sidecar, never passed on.
+      if (lower === RETRIES_HEADER) maxRetries = controlRetries(value);
+      else if (lower === TIMEOUT_HEADER) timeoutMs = controlTimeout(value);
+      continue;
+    }
     if (HOP_BY_HOP.has(lower) || lower === ANSWERED_HERE || (listed !== null && listed.has(lower))) continue;
     if (FORWARDED.has(lower)) {
       if (trustForwarded) {
@@ -81,7 +111,7 @@ export function scanRequestHead(req: IncomingMessage, trustForwarded: boolean): 
   const originalHost = forwardedHost ?? host;
   if (originalHost !== undefined) headers.push('x-forwarded-host', originalHost);
   const source = forwardedFor === undefined ? client : forwardedFor.slice(forwardedFor.lastIndexOf(',') + 1).trim();
-  return { headers, host, hostCount, requestId, transferEncoding, contentLength, source };
+  return { headers, host, hostCount, requestId, transferEncoding, contentLength, source, maxRetries, timeoutMs };
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Exchange } from '../core/exchange.ts';
 import type { Runtime } from '../core/runtime.ts';
 import { compose, lastStep, type Handler, type Stage } from '../core/stage.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
+import { rateLimit } from '../resilience/rate-limit.ts';
 import { minUploadRate } from '../resilience/upload-rate.ts';
 import { observe } from '../telemetry/observe.ts';
 import { Upstream } from '../upstream/upstream.ts';
@@ -36,6 +37,7 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
   //   rescue        the one place errors become replies, inside observe so replies are recorded;
   //   framing       refuse ambiguous requests (and those the parser refused) before anything acts;
   //   drain         refuse new work while shutting down;
+  //   rate limit    a token bucket for the listener (429 rate_limited), off unless configured;
   //   concurrency   shed load before spending a connection on it, and keep one source to its share;
   //   upload rate   cut a body that trickles in (408), once it holds a slot that others could use;
   //   route         everything inbound goes to the primary;
@@ -45,6 +47,7 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
     rescue(logger),
     checkFraming,
     drain.stage,
+    rateLimit(inbound.rateLimit, runtime.clock, metrics.resilience.rateLimited, 'inbound'),
     limit.stage,
     minUploadRate(inbound.limits.minUploadRate),
     routeTo(primary),

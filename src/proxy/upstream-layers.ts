@@ -1,5 +1,6 @@
 /**
  * Every upstream's stack of layers (the primary's and outbound's alike), outermost first:
+ *   concurrency      the upstream's own limit on requests in flight (503 overloaded), once per request;
  *   deadline         the total timeout: armed once per exchange, across retries and the streamed body;
  *   retry            another attempt after a retryable failure, when safe and within the budget;
  *   breaker          every attempt asks the upstream's circuit breaker (503 circuit_open when open);
@@ -14,6 +15,7 @@
 import type { Runtime } from '../core/runtime.ts';
 import { compose, sendAttempt } from '../core/stage.ts';
 import { CircuitBreaker, guardByBreaker } from '../resilience/breaker.ts';
+import { upstreamConcurrency } from '../resilience/concurrency.ts';
 import { deadline } from '../resilience/deadline.ts';
 import { perTryTimeout } from '../resilience/per-try-timeout.ts';
 import { retry } from '../resilience/retry.ts';
@@ -29,6 +31,7 @@ export function upstreamStack(runtime: Runtime): UpstreamStack {
     if (breaker !== null) upstream.onOutcome((attempt) => breaker.record(attempt));
     const send = compose(
       [
+        upstreamConcurrency(policy.limits.maxConcurrentRequests, upstream.route.inFlight, upstream.name),
         deadline(policy.timeouts.total),
         retry({ upstream: upstream.name, settings: policy.retries, breaker, clock, metrics: metrics.resilience }),
         guardByBreaker(breaker),

@@ -8,7 +8,7 @@
  */
 import { MeshletError } from '../core/errors.ts';
 import type { Exchange } from '../core/exchange.ts';
-import type { Handler, Stage } from '../core/stage.ts';
+import type { Handler, Layer, Send, Stage } from '../core/stage.ts';
 
 export class ConcurrencyLimit {
   inFlight = 0;
@@ -75,4 +75,19 @@ export class ConcurrencyLimit {
     this.bySource.set(source, held + 1);
     return true;
   }
+}
+
+/**
+ * An upstream's own concurrency limit (`limits.maxConcurrentRequests` of its policy): checked once per
+ * request, at its first attempt, against the requests routed to it now (`inFlight`, which counts this
+ * one); beyond it, 503 `overloaded`, and nothing is sent.
+ */
+export function upstreamConcurrency(max: number, inFlight: { readonly value: number }, upstream: string): Layer {
+  return (next: Send): Send =>
+    function limitUpstreamConcurrency(attempt) {
+      if (attempt.resendCount === 0 && inFlight.value > max) {
+        return Promise.reject(attempt.refuse(new MeshletError('overloaded', `more than ${max} requests in flight to ${upstream}`, { retryAfter: 1 })));
+      }
+      return next(attempt);
+    };
 }

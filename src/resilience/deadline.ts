@@ -9,14 +9,17 @@ import type { Exchange } from '../core/exchange.ts';
 import type { Layer, Send } from '../core/stage.ts';
 
 export function deadline(totalMs: number): Layer {
-  return (next: Send): Send => {
-    if (totalMs <= 0) return next; // off: the layer costs nothing
-    return function armDeadline(attempt) {
+  return (next: Send): Send =>
+    function armDeadline(attempt) {
       const ex = attempt.ex;
-      if (ex.deadline === null) ex.deadline = ex.clock.setTimeout(onDeadline, totalMs, ex);
+      if (attempt.resendCount === 0) {
+        // `x-meshlet-timeout` may shorten it, or set one where the config has none.
+        const asked = ex.head.timeoutMs;
+        const ms = asked > 0 && (totalMs <= 0 || asked < totalMs) ? asked : totalMs;
+        if (ms > 0) ex.deadline = ex.clock.setTimeout(onDeadline, ms, ex);
+      }
       return next(attempt);
     };
-  };
 }
 
 function onDeadline(ex: Exchange): void {

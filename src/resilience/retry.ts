@@ -92,7 +92,9 @@ class Retrier {
   private delayBeforeRetry(attempt: Attempt, failure: unknown): number {
     const ex = attempt.ex;
     const { settings, breaker } = this.options;
-    if (!attempt.retryable || attempt.resendCount >= settings.maxRetries || ex.cancelled !== null || ex.clientGone) return NO_RETRY;
+    // `x-meshlet-retries` may lower maxRetries for this request.
+    const maxRetries = ex.head.maxRetries < 0 ? settings.maxRetries : Math.min(settings.maxRetries, ex.head.maxRetries);
+    if (!attempt.retryable || attempt.resendCount >= maxRetries || ex.cancelled !== null || ex.clientGone) return NO_RETRY;
     if (failure !== null && !(failure instanceof MeshletError)) return NO_RETRY;
     const label = failure === null ? String(attempt.status) : attempt.label;
     if (label !== CONNECT_FAILURE && !this.mayResendAfterSending(ex)) return NO_RETRY;

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { configPath } from './config/path.ts';
 import type { MeshletConfig } from './config/schema.ts';
 
 /**
@@ -72,9 +73,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, options: Main
   const resolved = env[RESOLVED_CONFIG_ENV];
   if (command === 'run' && resolved !== undefined) {
     delete env[RESOLVED_CONFIG_ENV]; // internal: not for anything this process starts or shows
-    return run(JSON.parse(resolved) as MeshletConfig);
+    return run(JSON.parse(resolved) as MeshletConfig, configPath(values.config, env), env);
   }
-  const { configPath, loadConfigFile } = await import('./config/load.ts');
+  const { loadConfigFile } = await import('./config/load.ts');
   const loaded = await loadConfigFile(configPath(values.config, env), env);
   if (!loaded.ok) {
     process.stderr.write(`${loaded.problems.join('\n')}\n`);
@@ -85,21 +86,26 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, options: Main
     return 0;
   }
   options.reexec?.(JSON.stringify(loaded.config));
-  return run(loaded.config);
+  return run(loaded.config, configPath(values.config, env), env);
 }
+
 
 /**
  * Run until SIGTERM/SIGINT, then drain and exit 0. The handlers go in before anything listens: a
  * signal that arrives while the sidecar is still starting must drain it, not kill it outright.
  * A second signal while draining is Node's default: exit at once.
  */
-async function run(config: MeshletConfig): Promise<number> {
+async function run(config: MeshletConfig, file: string, env: NodeJS.ProcessEnv): Promise<number> {
   const stopped = Promise.withResolvers<string>();
   const onSignal = (signal: string) => stopped.resolve(signal);
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   const [{ Sidecar }, { installLastResort }] = await Promise.all([import('./sidecar.ts'), import('./last-resort.ts')]);
-  const sidecar = new Sidecar(config);
+  // A reload reads the file again, with the same environment overrides; the loader (YAML, zod) is
+  // loaded only then.
+  const configSource = async () => (await import('./config/load.ts')).loadConfigFile(file, env);
+  const sidecar = new Sidecar(config, { configSource, watchFile: file });
+  process.on('SIGHUP', () => void sidecar.reload('SIGHUP'));
   installLastResort({ logger: sidecar.logger, counter: sidecar.metrics.uncaughtErrors, flush: () => sidecar.flushLogs() });
   // Lines still waiting for a full stdout (the last lifecycle events, a fatal error) get a last chance.
   process.once('exit', () => sidecar.flushLogs());

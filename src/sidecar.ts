@@ -14,9 +14,11 @@ import { listenOn } from './listen.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import type { Runtime } from './core/runtime.ts';
 import { ADMIN_MAX_CONNECTIONS, descriptorLimit } from './proxy/connection-limit.ts';
-import { createInbound } from './proxy/inbound.ts';
+import { createInbound, type Inbound } from './proxy/inbound.ts';
 import type { Listener } from './proxy/listener.ts';
-import { createOutbound } from './proxy/outbound.ts';
+import { createOutbound, type Outbound } from './proxy/outbound.ts';
+import { ConfigReloads, type ConfigSource, type ReloadReport, type ReloadTrigger } from './reload.ts';
+import { watchConfigFile } from './config/watch.ts';
 import type { UpstreamTable } from './upstream/table.ts';
 import type { Upstream } from './upstream/upstream.ts';
 import { AccessLog } from './telemetry/access-log.ts';
@@ -32,6 +34,10 @@ export type SidecarOptions = {
   clock?: Clock;
   /** Layers added innermost to every upstream's stack (tests, embedders). */
   extraLayers?: Runtime['extraLayers'];
+  /** Where a reload reads the config from (the CLI: the config file). Without one, reloads fail. */
+  configSource?: ConfigSource;
+  /** The config file to watch: a change reloads (the CLI passes the file it started with). */
+  watchFile?: string;
 };
 
 export type Readiness = { ready: boolean; reasons: string[] };
@@ -46,15 +52,21 @@ export class Sidecar {
   readonly admin: Server;
   /** `telemetry.metrics.listen`: GET /metrics /healthz /readyz only, for Prometheus and probes. */
   readonly metricsListener: Server;
-  readonly primary: Upstream;
   readonly upstreams: UpstreamTable;
+  /** Reloads of the config, and where they stand (GET /config). */
+  readonly reloads: ConfigReloads;
   readonly probe: PrimaryProbe;
   addresses: { inbound: AddressInfo; outbound: AddressInfo; admin: AddressInfo; metrics: AddressInfo } | null = null;
   private stopping: Promise<void> | null = null;
   private readonly accessLog: AccessLog | null;
   /** stdout's writer, unless a test passed its own destination. */
   private readonly logWriter: LogWriter | null;
-  readonly config: MeshletConfig;
+  /** The config in force; a reload replaces it. */
+  config: MeshletConfig;
+  private readonly inboundParts: Inbound;
+  private readonly outboundParts: Outbound;
+  private readonly watchFile: string | undefined;
+  private stopWatching: (() => void) | null = null;
 
   constructor(config: MeshletConfig, options: SidecarOptions = {}) {
     this.config = config;
@@ -80,12 +92,13 @@ export class Sidecar {
       descriptors: descriptorLimit(),
       extraLayers: options.extraLayers,
     };
-    const inbound = createInbound(this.runtime);
-    this.inbound = inbound.listener;
-    this.primary = inbound.primary;
-    const outbound = createOutbound(this.runtime);
-    this.outbound = outbound.listener;
-    this.upstreams = outbound.upstreams;
+    this.inboundParts = createInbound(this.runtime);
+    this.inbound = this.inboundParts.listener;
+    this.outboundParts = createOutbound(this.runtime);
+    this.outbound = this.outboundParts.listener;
+    this.upstreams = this.outboundParts.upstreams;
+    this.reloads = new ConfigReloads(options.configSource ?? null, this, this.logger, this.metrics.configReloads);
+    this.watchFile = options.watchFile;
     this.probe = new PrimaryProbe(config.inbound.primary, config.inbound.healthCheck, this.logger);
     this.probe.on('change', (healthy) => this.metrics.primaryHealthy.set(healthy ? 1 : 0));
     this.metrics.primaryHealthy.set(0);
@@ -109,11 +122,37 @@ export class Sidecar {
       throw error;
     }
     this.probe.start();
+    if (this.watchFile !== undefined) {
+      const file = this.watchFile;
+      this.stopWatching = watchConfigFile(
+        file,
+        () => void this.reload('file'),
+        (error) => this.logger.warn({ err: error, file }, 'cannot watch the config file: reload with SIGHUP or POST /reload'),
+      );
+    }
     const unbuilt = unbuiltKeys(this.config);
     if (unbuilt.length > 0) this.logger.warn({ keys: unbuilt }, 'these config keys are accepted but not built yet: they have no effect');
     const { admin, metrics } = this.addresses;
     this.logger.info({ admin: `${admin.address}:${admin.port}`, metrics: `${metrics.address}:${metrics.port}` }, 'meshlet started');
     return this;
+  }
+
+  /** The primary as an upstream (a reload that changes its policy replaces it). */
+  get primary(): Upstream {
+    return this.inboundParts.primary;
+  }
+
+  /** Re-read the config and put what changed in force (reload.ts). */
+  reload(trigger: ReloadTrigger): Promise<ReloadReport> {
+    return this.reloads.reload(trigger);
+  }
+
+  /** Put a validated config in force: called by a reload, with the keys that changed. */
+  apply(config: MeshletConfig, changed: readonly string[]): void {
+    this.config = config;
+    this.runtime.config = config;
+    this.inboundParts.reconfigure(config, changed);
+    this.outboundParts.reconfigure(config, changed);
   }
 
   readiness(): Readiness {
@@ -162,6 +201,7 @@ export class Sidecar {
 
   /** Close everything at once. */
   async close(): Promise<void> {
+    this.stopWatching?.();
     this.probe.stop();
     this.inbound.close();
     this.outbound.close();

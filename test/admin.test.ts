@@ -67,14 +67,21 @@ test('/metrics has the request, duration, first-byte, in-flight and local-reply 
   t.notRegex(text, /nobody/); // client-chosen names never become label values
 });
 
-test('/config shows the effective config with secrets redacted', withSidecar, {
+test('/config shows the effective config with secrets redacted, and its version', withSidecar, {
   config: () => ({ registry: { etcd: { endpoints: ['http://meshlet:s3cret@127.0.0.1:2379'] } } }),
 }, async (t, { admin }) => {
-  const config = (await (await request(`${admin}/config`)).body.json()) as {
-    service: { name: string };
-    defaults: { timeouts: { firstByte: number } };
-    registry: { etcd: { endpoints: string[] } };
+  const body = (await (await request(`${admin}/config`)).body.json()) as {
+    version: number;
+    lastReload: unknown;
+    config: {
+      service: { name: string };
+      defaults: { timeouts: { firstByte: number } };
+      registry: { etcd: { endpoints: string[] } };
+    };
   };
+  t.is(body.version, 1);
+  t.is(body.lastReload, null);
+  const config = body.config;
   t.is(config.service.name, 'test-agent');
   t.is(config.defaults.timeouts.firstByte, 60_000);
   t.deepEqual(config.registry.etcd.endpoints, ['http://meshlet:[redacted]@127.0.0.1:2379']);

@@ -7,6 +7,7 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import type { UpstreamTable } from '../upstream/table.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
+import type { ConfigReloads, ReloadReport, ReloadTrigger } from '../reload.ts';
 import type { AdminReply, AdminRoutes } from './server.ts';
 
 /** What the admin endpoints read: the sidecar's parts, not the sidecar. */
@@ -15,7 +16,9 @@ export type AdminSources = {
   readonly metrics: Metrics;
   readonly primary: Upstream;
   readonly upstreams: UpstreamTable;
+  readonly reloads: ConfigReloads;
   readiness(): { ready: boolean; reasons: string[] };
+  reload(trigger: ReloadTrigger): Promise<ReloadReport>;
 };
 
 export function createAdminRoutes(sidecar: AdminSources): AdminRoutes {
@@ -32,8 +35,25 @@ export function createAdminRoutes(sidecar: AdminSources): AdminRoutes {
       const { body, contentType } = await sidecar.metrics.scrape(req.headers.accept);
       return { status: 200, body, contentType };
     },
-    /** Effective config: defaults filled in, durations in milliseconds, sizes in bytes. */
-    'GET /config': () => ({ status: 200, body: redact(sidecar.config) }),
+    /**
+     * The config in force (defaults filled in, durations in milliseconds, sizes in bytes, secrets
+     * redacted), its version, and the last reload and last refused one.
+     */
+    'GET /config': () => ({
+      status: 200,
+      body: {
+        version: sidecar.reloads.version,
+        startedAt: sidecar.reloads.startedAt,
+        lastReload: sidecar.reloads.last,
+        lastFailure: sidecar.reloads.lastFailure,
+        config: redact(sidecar.config),
+      },
+    }),
+    /** Re-read the config file (as SIGHUP does); 422 with every problem when it is refused. */
+    'POST /reload': async () => {
+      const report = await sidecar.reload('POST /reload');
+      return { status: report.result === 'failure' ? 422 : 200, body: report };
+    },
     /** Every breaker: state, window counts and error %, settings, last transition and why. */
     'GET /breakers': () => ({ status: 200, body: { breakers: breakers(sidecar).map((b) => b.describe()) } }),
     /** POST /breakers/NAME/open | close | release: force a state (incident response), or let go. */

@@ -8,15 +8,11 @@ import { parseDocument } from 'yaml';
 import { configSchema, policySchema, type MeshletConfig, type UpstreamConfig } from './schema.ts';
 import { applyEnvOverrides, isPlainObject, type Env, type EnvOverride } from './env.ts';
 import { formatIssues, PARSE_OPTIONS } from './problems.ts';
+import { DEFAULT_CONFIG_PATH } from './path.ts';
 
 export type LoadResult = { ok: true; config: MeshletConfig } | { ok: false; problems: string[] };
 
-export const DEFAULT_CONFIG_PATH = 'config/meshlet.yaml';
-
-/** The config file to use: the flag, else `MESHLET_CONFIG`, else `config/meshlet.yaml`. */
-export function configPath(flag: string | undefined, env: Env): string {
-  return flag ?? env.MESHLET_CONFIG ?? DEFAULT_CONFIG_PATH;
-}
+export { configPath, DEFAULT_CONFIG_PATH } from './path.ts';
 
 /** Read, override from `env`, and validate a config file. Never throws: problems are returned. */
 export async function loadConfigFile(path: string, env: Env): Promise<LoadResult> {

@@ -12,7 +12,8 @@ import type { Layer } from './stage.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 
 export type Runtime = {
-  readonly config: MeshletConfig;
+  /** The config in force: replaced by a reload; read it when building, not on the request path. */
+  config: MeshletConfig;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly clock: Clock;

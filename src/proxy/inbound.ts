@@ -3,6 +3,7 @@
  */
 import { MeshletError } from '../core/errors.ts';
 import type { Exchange } from '../core/exchange.ts';
+import type { MeshletConfig, UpstreamConfig } from '../config/schema.ts';
 import type { Runtime } from '../core/runtime.ts';
 import { compose, lastStep, type Handler, type Stage } from '../core/stage.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
@@ -23,14 +24,23 @@ import { upstreamStack } from './upstream-layers.ts';
 /** The upstream name of the primary in metrics, logs and error replies. */
 export const PRIMARY = 'primary';
 
-export function createInbound(runtime: Runtime): { listener: Listener; primary: Upstream } {
+/** The inbound listener, and what a reload may change in it. */
+export type Inbound = {
+  readonly listener: Listener;
+  /** The primary as an upstream; replaced by a reload that changes its policy. */
+  readonly primary: Upstream;
+  /** Take a reloaded config: the primary's policy, the rate limit and the listener's request limits. */
+  reconfigure(config: MeshletConfig, changed: readonly string[]): void;
+};
+
+export function createInbound(runtime: Runtime): Inbound {
   const { config, metrics, logger, drain } = runtime;
   const inbound = config.inbound;
-  const policy = { ...config.defaults, timeouts: inbound.timeouts, retries: inbound.retries, circuitBreaker: inbound.circuitBreaker };
-  // Per upstream: deadline → pick endpoint → send (upstream-layers.ts).
-  const primary = new Upstream(PRIMARY, policy, [inbound.primary], runtime, 'inbound', upstreamStack(runtime));
-  const limit = new ConcurrencyLimit(inbound.limits.maxConcurrentRequests, inbound.limits.maxSourceShare);
+  // Per upstream: the layers of upstream-layers.ts, as for every outbound upstream.
+  const stack = upstreamStack(runtime);
+  const target = { primary: new Upstream(PRIMARY, primaryPolicy(config), [inbound.primary], runtime, 'inbound', stack) };
   const tunnels = new Tunnels({ max: inbound.limits.maxTunnels, halfCloseTimeoutMs: inbound.limits.tunnelHalfCloseTimeout });
+  const tunnel = createTunnelStep({ tunnels, trustForwarded: inbound.trustForwardedHeaders });
   // Per request, outermost first:
   //   observe       metrics and access log: sees every outcome, local replies included, and times
   //                 the whole exchange;
@@ -42,23 +52,25 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
   //   upload rate   cut a body that trickles in (408), once it holds a slot that others could use;
   //   route         everything inbound goes to the primary;
   //   last step     forward through the primary's layers and relay, or open a tunnel for an upgrade.
-  const stages: Stage[] = [
-    observe('inbound', metrics.route('inbound', PRIMARY), runtime.accessLog),
-    rescue(logger),
-    checkFraming,
-    drain.stage,
-    rateLimit(inbound.rateLimit, runtime.clock, metrics.resilience.rateLimited, 'inbound'),
-    limit.stage,
-    minUploadRate(inbound.limits.minUploadRate),
-    routeTo(primary),
-  ];
-  const tunnel = createTunnelStep({ tunnels, trustForwarded: inbound.trustForwardedHeaders });
-  const pipeline = compose(stages, lastStep({ request: forwardToUpstream, upgrade: tunnel }));
+  const pipeline = ({ inbound: settings }: MeshletConfig) => {
+    const limit = new ConcurrencyLimit(settings.limits.maxConcurrentRequests, settings.limits.maxSourceShare);
+    const stages: Stage[] = [
+      observe('inbound', metrics.route('inbound', PRIMARY), runtime.accessLog),
+      rescue(logger),
+      checkFraming,
+      drain.stage,
+      rateLimit(settings.rateLimit, runtime.clock, metrics.resilience.rateLimited, 'inbound'),
+      limit.stage,
+      minUploadRate(settings.limits.minUploadRate),
+      routeTo(target),
+    ];
+    return compose(stages, lastStep({ request: forwardToUpstream, upgrade: tunnel }));
+  };
   const listener = new Listener({
     name: 'inbound',
     limits: inbound.limits,
     trustForwarded: inbound.trustForwardedHeaders,
-    pipeline,
+    pipeline: pipeline(config),
     logger,
     clock: runtime.clock,
     tunnels,
@@ -66,10 +78,31 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
     maxConnections: maxConnections(inbound.limits.maxConnections, runtime.descriptors),
     metrics,
   });
-  return { listener, primary };
+  return {
+    listener,
+    get primary() {
+      return target.primary;
+    },
+    reconfigure(next, changed) {
+      const before = target.primary;
+      const after = before.reconfigured(primaryPolicy(next), [next.inbound.primary]);
+      if (after !== before) {
+        target.primary = after;
+        before.retire(after);
+      }
+      // New stages for new requests; those in flight finish in the stages they entered.
+      if (changed.some((key) => key.startsWith('inbound.rateLimit') || key.startsWith('inbound.limits.'))) listener.setPipeline(pipeline(next));
+    },
+  };
 }
 
-function routeTo(upstream: Upstream): Stage {
+/** The primary's policy: `defaults`, with the inbound listener's timeouts, retries and breaker. */
+function primaryPolicy(config: MeshletConfig): UpstreamConfig {
+  const inbound = config.inbound;
+  return { ...config.defaults, timeouts: inbound.timeouts, retries: inbound.retries, circuitBreaker: inbound.circuitBreaker };
+}
+
+function routeTo(target: { readonly primary: Upstream }): Stage {
   return (next: Handler): Handler =>
     function routeToPrimary(ex: Exchange): Promise<void> {
       if (ex.path === '*') return answerAsteriskForm(ex);
@@ -83,7 +116,7 @@ function routeTo(upstream: Upstream): Stage {
         if (path === null) return Promise.reject(new MeshletError('bad_request', 'only http:// absolute URIs are accepted'));
         ex.path = path;
       }
-      ex.routeTo(upstream);
+      ex.routeTo(target.primary);
       return next(ex);
     };
 }

@@ -44,6 +44,8 @@ export class Listener {
   private closing = false;
   private idleWaiter: PromiseWithResolvers<void> | null = null;
   private readonly run: (ex: Exchange) => Promise<void>;
+  /** The stages every new exchange enters; a reload may replace them (setPipeline). */
+  private pipeline: Handler;
   private readonly context: ExchangeContext;
   private readonly trustForwarded: boolean;
   private readonly logger: Logger;
@@ -63,7 +65,8 @@ export class Listener {
     maxConnections: number;
     metrics: Metrics;
   }) {
-    const { limits, pipeline } = options;
+    const { limits } = options;
+    this.pipeline = options.pipeline;
     this.name = options.name;
     this.logger = options.logger;
     this.tunnels = options.tunnels;
@@ -71,7 +74,7 @@ export class Listener {
     this.trustForwarded = options.trustForwarded;
     this.run = async (ex) => {
       try {
-        await pipeline(ex);
+        await this.pipeline(ex);
       } catch (error) {
         // Rescue answers every request error; this is a bug in rescue itself. One request must not
         // take the process down with it.
@@ -109,6 +112,11 @@ export class Listener {
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onRawRequest(req, socket, head, 'upgrade'));
     this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onRawRequest(req, socket, head, 'connect'));
     this.server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => this.onClientError(error, socket));
+  }
+
+  /** Send new exchanges through `pipeline` (a reload); those under way finish where they are. */
+  setPipeline(pipeline: Handler): void {
+    this.pipeline = pipeline;
   }
 
   async listen(hostPort: string): Promise<AddressInfo> {

@@ -7,6 +7,7 @@
  */
 import { MeshletError } from '../core/errors.ts';
 import type { Exchange } from '../core/exchange.ts';
+import type { MeshletConfig } from '../config/schema.ts';
 import type { Runtime } from '../core/runtime.ts';
 import { compose, lastStep, type Handler, type Stage } from '../core/stage.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
@@ -24,32 +25,42 @@ import { Tunnels } from './tunnels.ts';
 import { createTunnelStep } from './upgrade.ts';
 import { upstreamStack } from './upstream-layers.ts';
 
-export function createOutbound(runtime: Runtime): { listener: Listener; upstreams: UpstreamTable } {
+/** The outbound listener, its upstreams, and what a reload may change in them. */
+export type Outbound = {
+  readonly listener: Listener;
+  readonly upstreams: UpstreamTable;
+  /** Take a reloaded config: upstreams and defaults, and the listener's request limits. */
+  reconfigure(config: MeshletConfig, changed: readonly string[]): void;
+};
+
+export function createOutbound(runtime: Runtime): Outbound {
   const { config, metrics, logger, drain } = runtime;
   const outbound = config.outbound;
-  // Per upstream: deadline → pick endpoint → send (upstream-layers.ts), as for the primary.
+  // Per upstream: the layers of upstream-layers.ts, as for the primary.
   const upstreams = new UpstreamTable(config, runtime, upstreamStack(runtime));
-  const limit = new ConcurrencyLimit(outbound.limits.maxConcurrentRequests, outbound.limits.maxSourceShare);
   const tunnels = new Tunnels({ max: outbound.limits.maxTunnels, halfCloseTimeoutMs: outbound.limits.tunnelHalfCloseTimeout });
   // CONNECT to a known name: answered 200, its bytes served as HTTP by this same pipeline (connect.ts).
   const terminated = new TerminatedTunnels();
-  // Per request: the same order as inbound (see inbound.ts), routing by name last.
-  const stages: Stage[] = [
-    observe('outbound', metrics.route('outbound', 'unknown'), runtime.accessLog),
-    rescue(logger),
-    checkFraming,
-    drain.stage,
-    limit.stage,
-    minUploadRate(outbound.limits.minUploadRate),
-    routeByName(upstreams, terminated),
-  ];
   const tunnel = createTunnelStep({ tunnels, trustForwarded: outbound.trustForwardedHeaders });
-  const pipeline = compose(stages, lastStep({ request: forwardToUpstream, upgrade: tunnel, connect: terminated.step }));
+  // Per request: the same order as inbound (see inbound.ts), routing by name last.
+  const pipeline = ({ outbound: settings }: MeshletConfig) => {
+    const limit = new ConcurrencyLimit(settings.limits.maxConcurrentRequests, settings.limits.maxSourceShare);
+    const stages: Stage[] = [
+      observe('outbound', metrics.route('outbound', 'unknown'), runtime.accessLog),
+      rescue(logger),
+      checkFraming,
+      drain.stage,
+      limit.stage,
+      minUploadRate(settings.limits.minUploadRate),
+      routeByName(upstreams, terminated),
+    ];
+    return compose(stages, lastStep({ request: forwardToUpstream, upgrade: tunnel, connect: terminated.step }));
+  };
   const listener = new Listener({
     name: 'outbound',
     limits: outbound.limits,
     trustForwarded: outbound.trustForwardedHeaders,
-    pipeline,
+    pipeline: pipeline(config),
     logger,
     clock: runtime.clock,
     tunnels,
@@ -58,7 +69,14 @@ export function createOutbound(runtime: Runtime): { listener: Listener; upstream
     metrics,
   });
   terminated.serveWith(listener.server);
-  return { listener, upstreams };
+  return {
+    listener,
+    upstreams,
+    reconfigure(next, changed) {
+      if (changed.some((key) => key.startsWith('upstreams') || key.startsWith('defaults'))) upstreams.reconfigure(next);
+      if (changed.some((key) => key.startsWith('outbound.limits.'))) listener.setPipeline(pipeline(next));
+    },
+  };
 }
 
 /**

@@ -24,10 +24,10 @@ import type { UpstreamStack } from '../upstream/upstream.ts';
 
 export function upstreamStack(runtime: Runtime): UpstreamStack {
   const { clock, logger, metrics } = runtime;
-  return (upstream) => {
+  return (upstream, inherited) => {
     const policy = upstream.policy;
     const { enabled, ...settings } = policy.circuitBreaker;
-    const breaker = enabled ? new CircuitBreaker(upstream.name, settings, { clock, logger, metrics: metrics.resilience }) : null;
+    const breaker = inherited !== undefined ? inherited : enabled ? new CircuitBreaker(upstream.name, settings, { clock, logger, metrics: metrics.resilience }) : null;
     if (breaker !== null) upstream.onOutcome((attempt) => breaker.record(attempt));
     const send = compose(
       [

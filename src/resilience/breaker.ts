@@ -146,25 +146,23 @@ export class CircuitBreaker {
     this.fire(counted);
   }
 
-  /** Force a state (incident response) until `release()` or a reload. */
+  /**
+   * Force a state (incident response) until `release()` or a reload of the upstream. Forced open is
+   * an overlay: opossum's own state and window stay as they were (nothing is sent, so nothing is
+   * counted) and come back on release. Forced closed closes opossum too, and counts nothing meanwhile.
+   */
   force(state: 'open' | 'closed', reason: string): void {
     this.forced = state;
     this.cause = reason;
-    if (state === 'open') {
-      if (!this.opossum.opened) this.opossum.open();
-      else this.transition('open');
-    } else if (!this.opossum.closed) {
-      this.opossum.close();
-    } else {
-      this.transition('closed');
-    }
+    if (state === 'closed' && !this.opossum.closed) this.opossum.close();
+    else this.transition(state);
   }
 
   /** Back to the breaker's own judgement, from the state opossum is in. */
   release(): void {
     if (this.forced === null) return;
     this.forced = null;
-    this.cause = 'released by an operator';
+    this.cause = 'released by an operator or a reload';
     this.transition(this.state);
   }
 

@@ -55,6 +55,8 @@ export class OutlierDetector {
   private readonly host: OutlierHost;
   /** Endpoints of the current set that are ejected now. */
   private ejectedCount = 0;
+  /** The upstream was closed or handed its endpoints to a successor (reload): nothing more is ejected. */
+  private closed = false;
 
   constructor(settings: OutlierSettings, clock: Clock, logger: Logger, host: OutlierHost) {
     this.settings = settings;
@@ -71,7 +73,7 @@ export class OutlierDetector {
   /** An attempt's outcome listener. */
   readonly observe = (attempt: Attempt): void => {
     const endpoint = attempt.endpoint;
-    if (endpoint === null) return;
+    if (endpoint === null || this.closed) return;
     const health = endpoint.health;
     if (attempt.outcome === 'success') {
       health.consecutiveFailures = 0;
@@ -104,6 +106,7 @@ export class OutlierDetector {
 
   /** Stop every timer (the upstream closes). */
   close(): void {
+    this.closed = true;
     for (const endpoint of this.host.endpoints) this.cancelTimer(endpoint.health);
   }
 

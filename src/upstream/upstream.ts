@@ -21,8 +21,11 @@ import { OutlierDetector } from './outlier-detector.ts';
 /** Reads every attempt's outcome once it is made (outcome.ts). */
 export type OutcomeListener = (attempt: Attempt) => void;
 
-/** Builds an upstream's stack of layers around sending, and its breaker; called once per upstream. */
-export type UpstreamStack = (upstream: Upstream) => { send: Send; breaker: CircuitBreaker | null };
+/**
+ * Builds an upstream's stack of layers around sending, and its breaker; called once per upstream.
+ * `inherited`, when given, is the breaker to keep (a reload that did not change its settings).
+ */
+export type UpstreamStack = (upstream: Upstream, inherited?: CircuitBreaker | null) => { send: Send; breaker: CircuitBreaker | null };
 
 /** What an upstream takes from the runtime (a whole `Runtime` will do). */
 export type UpstreamServices = Pick<Runtime, 'metrics' | 'clock' | 'logger'>;
@@ -44,14 +47,29 @@ export class Upstream {
   private readonly listeners: OutcomeListener[] = [];
   private readonly metrics: Metrics;
   private readonly clock: Clock;
+  private readonly services: UpstreamServices;
+  private readonly direction: Direction;
+  private readonly stack: UpstreamStack;
 
-  constructor(name: string, policy: UpstreamConfig, urls: readonly string[], services: UpstreamServices, direction: Direction, stack: UpstreamStack) {
+  constructor(
+    name: string,
+    policy: UpstreamConfig,
+    urls: readonly string[],
+    services: UpstreamServices,
+    direction: Direction,
+    stack: UpstreamStack,
+    predecessor: Upstream | null = null,
+  ) {
     this.name = name;
     this.policy = policy;
     this.metrics = services.metrics;
     this.clock = services.clock;
+    this.services = services;
+    this.direction = direction;
+    this.stack = stack;
     this.rules = new OutcomeRules(policy.retries.retryOn);
-    this.current = this.inService = urls.map((url) => this.endpointFor(url));
+    const reusable = predecessor === null ? null : predecessor.reusableEndpoints(policy);
+    this.current = this.inService = urls.map((url) => reusable?.get(url) ?? this.endpointFor(url));
     this.balancer = createLoadBalancer(policy.loadBalancer, services.clock);
     this.outliers = new OutlierDetector(policy.outlierDetection, services.clock, services.logger, this);
     this.route = services.metrics.route(direction, name);
@@ -59,9 +77,50 @@ export class Upstream {
     this.onOutcome((attempt) => this.route.attempted(attempt.label));
     this.onOutcome(recordLatency);
     if (this.outliers.enabled) this.onOutcome(this.outliers.observe);
-    const built = stack(this);
+    const built = predecessor !== null && sameJson(predecessor.policy.circuitBreaker, policy.circuitBreaker) ? stack(this, predecessor.breaker) : stack(this);
     this.send = built.send;
     this.breaker = built.breaker;
+  }
+
+  /**
+   * This upstream under a new policy or endpoint list (a reload): itself when neither changed; only
+   * the endpoint set replaced when only it changed; else a successor that takes over the endpoints
+   * whose pools can stay (connections kept) and the breaker when its settings are the same (state
+   * and window kept; a forced state is released). Requests in flight finish on this upstream, under
+   * the policy they started with; `retire()` it once the successor is in place.
+   */
+  reconfigured(policy: UpstreamConfig, urls: readonly string[]): Upstream {
+    const { endpoints: _before, ...was } = this.policy;
+    const { endpoints: _after, ...is } = policy;
+    if (sameJson(was, is)) {
+      if (!sameJson(this.current.map((e) => e.url), urls)) this.setEndpoints(urls);
+      return this;
+    }
+    const successor = new Upstream(this.name, policy, urls, this.services, this.direction, this.stack, this);
+    successor.breaker?.release();
+    return successor;
+  }
+
+  /** Close what `successor` did not take over, once the requests in flight here are done. */
+  retire(successor: Upstream | null): void {
+    if (this.breaker !== null && successor?.breaker !== this.breaker) this.breaker.close();
+    this.outliers.close();
+    const taken = new Set(successor?.endpoints ?? []);
+    for (const endpoint of this.current) {
+      if (taken.has(endpoint)) continue;
+      void endpoint.retire();
+    }
+  }
+
+  /**
+   * Endpoints a successor under `policy` may keep, by URL: their pools' settings (connect timeout) and
+   * latency estimate are the same. Ejections end with the handover: the new policy decides afresh.
+   */
+  private reusableEndpoints(policy: UpstreamConfig): Map<string, Endpoint> | null {
+    if (this.policy.timeouts.connect !== policy.timeouts.connect || this.policy.loadBalancer.ewmaDecay !== policy.loadBalancer.ewmaDecay) return null;
+    this.outliers.close();
+    for (const endpoint of this.current) endpoint.health.ejected = false;
+    return new Map(this.current.map((e) => [e.url, e]));
   }
 
   /** Every endpoint, ejected ones included. */
@@ -157,4 +216,8 @@ export class Upstream {
     this.metrics.upstreamEndpoints.labels(this.name, 'healthy').set(this.inService.length);
     this.metrics.upstreamEndpoints.labels(this.name, 'ejected').set(this.current.length - this.inService.length);
   }
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

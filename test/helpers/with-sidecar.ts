@@ -55,6 +55,8 @@ export type Fixture = {
   admin: string;
   /** The read-only metrics listener (`telemetry.metrics.listen`). */
   metrics: string;
+  /** Lay `overrides` over the config a reload reads (a null removes a key), and reload (as POST /reload would). */
+  reloadWith: (overrides: Record<string, unknown>) => ReturnType<Sidecar['reload']>;
 };
 
 export type FixtureOptions = {
@@ -84,11 +86,13 @@ export async function startSidecar(t: ExecutionContext, options: FixtureOptions 
     telemetry: { metrics: { listen: '127.0.0.1:0' } },
     upstreams: { echo: { endpoints: [upstream.url] } },
   };
-  const raw = deepMerge(base, options.config?.(upstream) ?? {});
+  let raw = deepMerge(base, options.config?.(upstream) ?? {});
   const loaded = parseConfig(raw);
   if (!loaded.ok) throw new Error(`test config invalid:\n${loaded.problems.join('\n')}`);
   const logs = new LogSink();
-  const sidecar = new Sidecar(loaded.config, { ...options.sidecar, logDestination: logs, processMetrics: options.processMetrics ?? false });
+  // What a reload reads: the test's config, as `reloadWith` last changed it.
+  const configSource = () => Promise.resolve(parseConfig(raw));
+  const sidecar = new Sidecar(loaded.config, { ...options.sidecar, configSource, logDestination: logs, processMetrics: options.processMetrics ?? false });
   await sidecar.start();
   t.teardown(() => sidecar.close());
   const addresses = sidecar.addresses!;
@@ -103,6 +107,10 @@ export async function startSidecar(t: ExecutionContext, options: FixtureOptions 
     outbound: `http://127.0.0.1:${addresses.outbound.port}`,
     admin: `http://127.0.0.1:${addresses.admin.port}`,
     metrics: `http://127.0.0.1:${addresses.metrics.port}`,
+    reloadWith: (overrides) => {
+      raw = withoutNulls(deepMerge(raw, overrides));
+      return sidecar.reload('POST /reload');
+    },
   };
 }
 
@@ -123,3 +131,9 @@ export const withFakeClock = test.macro(
     await body(t, { ...fixture, clock });
   },
 );
+
+/** A copy without the keys whose value is null: how `reloadWith` removes a key. */
+function withoutNulls(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== null).map(([k, v]) => [k, withoutNulls(v)]));
+}

@@ -32,6 +32,18 @@ const children: ChildProcess[] = [];
 // node-http-proxy get the same, so that they compare code with code; the first node-http-proxy runs
 // with Node's defaults, as most users would run it.
 const TUNED_BASELINE = "node-http-proxy, meshlet's V8 sizing";
+const RESILIENCE_OFF = 'meshlet, resilience off';
+
+async function launchMeshlet(port: number, upstream: string, env: Record<string, string>): Promise<ChildProcess> {
+  return start(process.execPath, [join(ROOT, 'bin/meshlet.js'), 'run', '--config', join(ROOT, 'config/minimal.yaml')], {
+    MESHLET__INBOUND__LISTEN: `127.0.0.1:${port}`,
+    MESHLET__INBOUND__PRIMARY: upstream,
+    MESHLET__OUTBOUND__LISTEN: `127.0.0.1:${await freePort()}`,
+    MESHLET__ADMIN__LISTEN: `127.0.0.1:${await freePort()}`,
+    MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
+    ...env,
+  });
+}
 
 type Result = {
   name: string;
@@ -189,7 +201,7 @@ async function fixedRate(tool: FixedRateTool, urls: string[]): Promise<Latency[]
 }
 
 type Target = { name: string; url: string; pid: number | undefined };
-type Launcher = { name: string; launch: (port: number) => Promise<ChildProcess> };
+type Launcher = { name: string; launch: (port: number) => Promise<ChildProcess>; crowd?: false };
 
 async function launchTarget(launcher: Launcher): Promise<Target> {
   const port = await freePort();
@@ -266,17 +278,11 @@ async function main(): Promise<void> {
 
   // Node targets are started from these, once for the rounds and again, fresh, for the memory crowd.
   const launchers: Launcher[] = [
-    {
-      name: 'meshlet',
-      launch: async (port) =>
-        start(node, [join(ROOT, 'bin/meshlet.js'), 'run', '--config', join(ROOT, 'config/minimal.yaml')], {
-          MESHLET__INBOUND__LISTEN: `127.0.0.1:${port}`,
-          MESHLET__INBOUND__PRIMARY: upstream,
-          MESHLET__OUTBOUND__LISTEN: `127.0.0.1:${await freePort()}`,
-          MESHLET__ADMIN__LISTEN: `127.0.0.1:${await freePort()}`,
-          MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
-        }),
-    },
+    // The bench drives the inbound listener, whose primary gets no retries and no breaker by default;
+    // here it gets what every outbound upstream gets by default (2 retries with a budget, a breaker),
+    // so that the targets are measured with resilience on. "meshlet, resilience off" shows its cost.
+    { name: 'meshlet', launch: (port) => launchMeshlet(port, upstream, { MESHLET__INBOUND__RETRIES__MAXRETRIES: '2', MESHLET__INBOUND__CIRCUITBREAKER__ENABLED: 'true' }) },
+    { name: RESILIENCE_OFF, launch: (port) => launchMeshlet(port, upstream, {}), crowd: false },
     { name: 'undici floor', launch: async (port) => start(node, [...V8_SIZING, join(ROOT, 'bench/undici-floor.js'), String(port), upstream]) },
     // The baseline as most Node users would run it (Node's defaults): the reference for the target.
     { name: 'node-http-proxy', launch: async (port) => start(node, [join(ROOT, 'bench/http-proxy-baseline.js'), String(port), upstream]) },
@@ -314,7 +320,7 @@ async function main(): Promise<void> {
   for (const child of children.slice(1)) child.kill('SIGKILL');
   const crowds: Crowd[] = [];
   const crowdLaunchers: Launcher[] = [
-    ...launchers,
+    ...launchers.filter((l) => l.crowd !== false),
     { name: 'bare node:http server', launch: async (port) => start(node, [...V8_SIZING, join(ROOT, 'bench/upstream.js'), String(port)]) },
   ];
   for (const launcher of crowdLaunchers) {
@@ -340,6 +346,8 @@ function report(results: Result[], crowds: Crowd[], idle: Map<string, number>, t
   const baseline = results.find((r) => r.name === 'node-http-proxy')!;
   const floorResult = results.find((r) => r.name === 'undici floor')!;
   const tunedBaseline = results.find((r) => r.name === TUNED_BASELINE)!;
+  const resilienceOff = results.find((r) => r.name === RESILIENCE_OFF)!;
+  const resilienceCost = median(meshlet.cpuRounds.map((us, i) => us / resilienceOff.cpuRounds[i]!));
   const rows = results.map(
     (r) =>
       `| ${r.name} | ${Math.round(r.rps)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.fixedP50.toFixed(2)} | ${r.fixedP99.toFixed(2)} | ` +
@@ -368,7 +376,8 @@ Everything on loopback on the same machine (load generator, proxies, upstream sh
 Each figure is the median of ${ROUNDS} rounds; in each round every target's throughput is measured back to back, then every target's latency, in an order reversed every other round.
 Max throughput: ${SECONDS}s of wrk (2 threads, ${CONNECTIONS} connections; autocannon if wrk is missing).
 Fixed rate: ${SECONDS}s at ${FIXED_RATE} req/s (${describe(tool)}).
-meshlet runs its default config (access log on, to /dev/null), compiled JavaScript with its launcher's V8 sizing
+meshlet runs its default config (access log on, to /dev/null) with the resilience every outbound upstream gets by default
+(2 retries within a budget, a circuit breaker; "${RESILIENCE_OFF}" runs without), compiled JavaScript with its launcher's V8 sizing
 (8 MB semi-spaces, old generation growing by 20% after a full GC). The undici floor, the upstream and "${TUNED_BASELINE}" get the same V8 sizing;
 "node-http-proxy" runs with Node's defaults, as most users would run it, and is the targets' reference.
 
@@ -389,6 +398,7 @@ Targets:
 - meshlet throughput >= 1.5x node-http-proxy: **${(meshlet.rps / baseline.rps).toFixed(2)}x** on the medians (${meshlet.rps / baseline.rps >= 1.5 ? 'met' : 'not met'}); per round ${perRound.map((r) => `${r.toFixed(2)}x`).join(', ')}, median ${paired.toFixed(2)}x (${paired >= 1.5 ? 'met' : 'not met'}); against node-http-proxy given meshlet's V8 sizing: ${(meshlet.rps / tunedBaseline.rps).toFixed(2)}x.
   CPU per request (the steadier figure on a shared machine): meshlet ${meshlet.cpuUs?.toFixed(0)} µs, node-http-proxy ${baseline.cpuUs?.toFixed(0)} µs, undici floor ${floorResult.cpuUs?.toFixed(0)} µs: meshlet does a request for **${efficiency.toFixed(2)}x** less CPU than node-http-proxy (median of the per-round ratios ${cpuPerRound.map((r) => `${r.toFixed(2)}x`).join(', ')}), and takes **${(meshlet.cpuUs! / floorResult.cpuUs!).toFixed(2)}x** the floor's (target <= 1.3x: ${meshlet.cpuUs! / floorResult.cpuUs! <= 1.3 ? 'met' : 'not met'})
 - p99 latency added over direct at 1,000 req/s <= the floor's + 0.5 ms: **${added.toFixed(2)} ms** against ${(floorResult.fixedP99 - direct.fixedP99 + 0.5).toFixed(2)} ms (${added <= floorResult.fixedP99 - direct.fixedP99 + 0.5 ? 'met' : 'not met'}; per round ${addedPerRound.map((a) => a.toFixed(2)).join(', ')} ms); the undici floor adds ${(floorResult.fixedP99 - direct.fixedP99).toFixed(2)} ms, node-http-proxy ${(baseline.fixedP99 - direct.fixedP99).toFixed(2)} ms${haproxy ? `, HAProxy ${(haproxy.fixedP99 - direct.fixedP99).toFixed(2)} ms` : ''}; direct's own p99 is ${direct.fixedP99.toFixed(2)} ms. p50 added: meshlet ${(meshlet.fixedP50 - direct.fixedP50).toFixed(2)} ms, the floor ${(floorResult.fixedP50 - direct.fixedP50).toFixed(2)} ms
+- The resilience layers' own cost (retries, budget, breaker on the request path, nothing failing): CPU per request **${resilienceCost.toFixed(2)}x** that of meshlet without them (median of the per-round ratios; ${meshlet.cpuUs?.toFixed(0)} against ${resilienceOff.cpuUs?.toFixed(0)} µs).
 - RSS with ${CROWD} requests held <= 1.5x a bare node:http server holding the same: **${(meshletHeld / bare.heldMB).toFixed(2)}x** (${meshletHeld.toFixed(0)} MB against ${bare.heldMB.toFixed(0)} MB; ${meshletHeld <= 1.5 * bare.heldMB ? 'met' : 'not met'}); busy, ${peak.toFixed(0)} MB against ${Math.max(bare.heldMB, bare.busyMB).toFixed(0)} MB
 `;
 }

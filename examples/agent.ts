@@ -1,7 +1,9 @@
 /**
  * A toy AI agent for the demo: an HTTP service that "thinks" and streams tokens.
  *
- *   node examples/agent.ts researcher PORT          answers /research, streams /stream (SSE)
+ *   node examples/agent.ts researcher PORT          answers /research, streams /stream (SSE);
+ *                                                   POST /flaky?every=3 makes every 3rd /research a 503
+ *                                                   (every=0: none)
  *   node examples/agent.ts planner PORT OUTBOUND    calls `researcher` by name through its sidecar
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -9,7 +11,20 @@ import { request } from 'undici';
 
 const [role, portText, outbound] = process.argv.slice(2);
 
+/** Every `flakyEvery`-th /research answers 503 (0: none): a model provider having a bad minute. */
+let flakyEvery = 0;
+let researched = 0;
+
 async function researcher(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  if (req.url?.startsWith('/flaky')) {
+    flakyEvery = Number(new URL(req.url, 'http://agent').searchParams.get('every') ?? 0);
+    res.end();
+    return;
+  }
+  if (req.url === '/research' && flakyEvery > 0 && ++researched % flakyEvery === 0) {
+    res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"the model is overloaded"}');
+    return;
+  }
   if (req.url === '/research') {
     await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 15)); // "thinking"
     res.setHeader('content-type', 'application/json');
@@ -29,12 +44,15 @@ async function researcher(req: IncomingMessage, res: ServerResponse): Promise<vo
   res.end();
 }
 
-/** The planner calls the researcher by name: Host `researcher`, sent to its own sidecar's outbound port. */
+/**
+ * The planner calls the researcher by name: Host `researcher`, sent to its own sidecar's outbound port.
+ * Its research call is a POST made safe to retry with an Idempotency-Key (the request id).
+ */
 async function planner(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = req.url === '/plan/stream' ? '/stream' : '/research';
   const upstream = await request(`${outbound}${path}`, {
     method: path === '/stream' ? 'GET' : 'POST',
-    headers: { host: 'researcher', 'x-request-id': String(req.headers['x-request-id'] ?? '') },
+    headers: { host: 'researcher', 'x-request-id': String(req.headers['x-request-id'] ?? ''), 'idempotency-key': String(req.headers['x-request-id'] ?? '') },
   });
   res.statusCode = upstream.statusCode;
   res.setHeader('content-type', String(upstream.headers['content-type'] ?? 'application/json'));

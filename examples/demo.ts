@@ -5,7 +5,8 @@
  *              planner agent ──► planner's meshlet (outbound, Host: researcher)
  *                            ──► researcher's meshlet (inbound) ──► researcher agent
  *
- * Phases: plain calls, an SSE token stream, a failing phase; then a summary from the sidecars' own
+ * Phases: plain calls, an SSE token stream, retries hiding a flaky model, the researcher dying (the
+ * planner's breaker opens, then closes once it is back); then a summary from the sidecars' own
  * /metrics, a graceful SIGTERM of both sidecars, and exit.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -76,6 +77,27 @@ function sum(metrics: string, name: string, labels: Record<string, string> = {})
   return total;
 }
 
+/** POST /plan `count` times; the answers by status (and meshlet's error code when it answered itself). */
+async function callPlanner(planner: Sidecar, count: number): Promise<Record<string, number>> {
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < count; i++) {
+    const res = await request(`${planner.inbound}/plan`, { method: 'POST' });
+    await res.body.text();
+    const key = `${res.statusCode} ${res.headers['x-meshlet-error'] || ''}`.trim();
+    seen[key] = (seen[key] ?? 0) + 1;
+  }
+  return seen;
+}
+
+/** The planner's breaker for `researcher`, and why it is in that state. */
+async function breakerState(planner: Sidecar): Promise<string> {
+  const { breakers } = (await (await request(`${planner.admin}/breakers`)).body.json()) as {
+    breakers: { upstream: string; state: string; lastTransition: { reason: string } | null }[];
+  };
+  const breaker = breakers.find((b) => b.upstream === 'researcher');
+  return breaker === undefined ? 'none' : `${breaker.state} (${breaker.lastTransition?.reason ?? 'never moved'})`;
+}
+
 async function main(): Promise<void> {
   const began = performance.now();
   const [researcherPort, plannerPort] = [await freePort(), await freePort()];
@@ -107,27 +129,31 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log('3. Failing phase: the researcher agent dies');
-  const researcherAgent = children[0]!;
+  console.log('3. Retries: the researcher\'s model answers 503 to every 3rd call');
+  await (await request(`http://127.0.0.1:${researcherPort}/flaky?every=3`, { method: 'POST' })).body.text();
+  const retried = await callPlanner(planner, 30);
+  await (await request(`http://127.0.0.1:${researcherPort}/flaky?every=0`, { method: 'POST' })).body.text();
+  const retries = sum(await (await request(`${planner.admin}/metrics`)).body.text(), 'meshlet_retries_total', { reason: '503' });
+  console.log(`   30 calls → ${JSON.stringify(retried)}: the planner's meshlet retried ${retries} 503s (POSTs with an Idempotency-Key), within its budget`);
+
+  console.log('4. The researcher agent dies: its meshlet answers 502, the planner\'s breaker opens');
+  // The demo's breaker window is 2 s (examples/planner.yaml): let the successes above leave it.
+  await new Promise((resolve) => setTimeout(resolve, 2_100));
+  let researcherAgent = children[0]!;
   researcherAgent.kill('SIGKILL');
   await new Promise((resolve) => researcherAgent.once('exit', resolve));
-  const failures: Record<string, number> = {};
-  for (let i = 0; i < 10; i++) {
-    const res = await request(`${planner.inbound}/plan`, { method: 'POST' });
-    await res.body.text();
-    const key = `${res.statusCode} ${res.headers['x-meshlet-error'] || ''}`.trim();
-    failures[key] = (failures[key] ?? 0) + 1;
-  }
-  console.log(`   10 calls → ${JSON.stringify(failures)} (the researcher's meshlet answers upstream_unreachable)`);
-  // Its health check (every 1 s, 3 failures in a row) takes the researcher out of readiness.
-  let readyz = await request(`${researcher.admin}/readyz`);
-  for (let i = 0; i < 80 && readyz.statusCode === 200; i++) {
-    await readyz.body.text();
+  const failing = await callPlanner(planner, 12);
+  console.log(`   12 calls → ${JSON.stringify(failing)}`);
+  console.log(`   planner's breaker: ${await breakerState(planner)}`);
+  console.log('   the researcher comes back; after resetTimeout (2 s) one probe closes the breaker');
+  researcherAgent = startAgent(['researcher', String(researcherPort)]);
+  await waitReady(researcher);
+  let recovered: Record<string, number> = {};
+  for (let i = 0; i < 40 && recovered['200'] === undefined; i++) {
     await new Promise((resolve) => setTimeout(resolve, 100));
-    readyz = await request(`${researcher.admin}/readyz`);
+    recovered = await callPlanner(planner, 1);
   }
-  const { reasons } = (await readyz.body.json()) as { reasons: string[] };
-  console.log(`   researcher's /readyz: ${readyz.statusCode} ${JSON.stringify(reasons)}`);
+  console.log(`   next call → ${JSON.stringify(recovered)}; planner's breaker: ${await breakerState(planner)}`);
 
   console.log("\n── Summary, from the sidecars' own /metrics ──");
   for (const [name, sidecar] of [['planner', planner], ['researcher', researcher]] as const) {
@@ -145,7 +171,7 @@ async function main(): Promise<void> {
     );
   }
 
-  console.log('\n4. SIGTERM both sidecars: they drain and exit 0');
+  console.log('\n5. SIGTERM both sidecars: they drain and exit 0');
   planner.child.kill('SIGTERM');
   researcher.child.kill('SIGTERM');
   const codes = await Promise.all([planner.exit, researcher.exit]);

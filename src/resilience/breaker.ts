@@ -5,8 +5,10 @@
  * and half-open), but it never wraps the call itself. Its sharp edges are kept out this way:
  * - its `timeout` does not cancel anything: off; meshlet's deadlines and AbortSignal cancel;
  * - an outcome is known only when an attempt ends (a stream may break minutes after its head), so the
- *   adapter admits an attempt itself (`admit`) and hands opossum the outcome once made (`record`),
- *   as one `fire()` that resolves (success) or rejects (failure);
+ *   adapter admits an attempt itself (`admit`) and hands opossum the outcome once made (`record`): a
+ *   failure as one `fire()` that rejects, so that opossum's own check decides whether to open; a
+ *   success as the two events opossum's `fire()` would emit (`fire`, `success`), which its window
+ *   counts and on which it closes from half-open: the same counting without a promise per request;
  * - outcomes that say nothing about the upstream (client gone, meshlet's own rejections) are never
  *   given to opossum, so they count neither way; nor are outcomes that arrive while it is not closed,
  *   except the half-open probe's: every admitted attempt is counted once, in the state it was sent in;
@@ -55,6 +57,7 @@ function recordOutcome(failed: boolean): Promise<void> {
   return failed ? REJECTED : RESOLVED;
 }
 function ignore(): void {}
+const NO_ARGS: readonly unknown[] = [];
 
 export class CircuitBreaker {
   readonly upstream: string;
@@ -201,7 +204,12 @@ export class CircuitBreaker {
   }
 
   private fire(failed: boolean): void {
-    this.opossum.fire(failed).then(undefined, ignore);
+    if (failed) {
+      this.opossum.fire(true).then(undefined, ignore);
+      return;
+    }
+    this.opossum.emit('fire', NO_ARGS);
+    this.opossum.emit('success', undefined, 0);
   }
 
   private openError(msLeft: number): MeshletError {

@@ -26,7 +26,6 @@ import type { Attempt } from '../core/attempt.ts';
 import type { Clock, ClockTimer } from '../core/clock.ts';
 import { MeshletError } from '../core/errors.ts';
 import type { Layer, Send } from '../core/stage.ts';
-import type { ResilienceMetrics } from '../telemetry/resilience-metrics.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 export const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
@@ -43,6 +42,16 @@ export type BreakerSettings = {
 };
 
 export type Transition = { to: BreakerState; at: string; reason: string };
+
+/** Where a breaker reports itself (telemetry/resilience-metrics.ts implements it). */
+export interface BreakerMetrics {
+  /** Set the one-hot state gauge. */
+  breakerState(upstream: string, state: BreakerState): void;
+  readonly breakerTransitions: { labels(upstream: string, to: string): { inc(): void } };
+  /** Read the breaker's window and settings at scrape time, until `forgetBreaker`. */
+  watchBreaker(breaker: CircuitBreaker): void;
+  forgetBreaker(breaker: CircuitBreaker): void;
+}
 
 /** Buckets in the rolling window (opossum's default). */
 const BUCKETS = 10;
@@ -69,7 +78,7 @@ export class CircuitBreaker {
   private readonly rotation = new EventEmitter();
   private readonly clock: Clock;
   private readonly logger: Logger;
-  private readonly metrics: ResilienceMetrics;
+  private readonly metrics: BreakerMetrics;
   private readonly failureLabels: ReadonlySet<string>;
   private readonly every5xx: boolean;
   private rotationTimer: ClockTimer | null = null;
@@ -79,7 +88,7 @@ export class CircuitBreaker {
   /** Why the next transition happens, when meshlet causes it. */
   private cause: string | null = null;
 
-  constructor(upstream: string, settings: BreakerSettings, deps: { clock: Clock; logger: Logger; metrics: ResilienceMetrics }) {
+  constructor(upstream: string, settings: BreakerSettings, deps: { clock: Clock; logger: Logger; metrics: BreakerMetrics }) {
     this.upstream = upstream;
     this.settings = settings;
     this.clock = deps.clock;

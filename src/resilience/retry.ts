@@ -20,7 +20,6 @@ import type { Clock } from '../core/clock.ts';
 import type { Exchange } from '../core/exchange.ts';
 import { MeshletError } from '../core/errors.ts';
 import type { Layer, Send } from '../core/stage.ts';
-import type { ResilienceMetrics } from '../telemetry/resilience-metrics.ts';
 import { BodyReplay } from './body-replay.ts';
 import type { CircuitBreaker } from './breaker.ts';
 import { RetryBudget } from './retry-budget.ts';
@@ -32,12 +31,20 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 const CONNECT_FAILURE = 'connect-failure';
 const NO_RETRY = -1;
 
+/** Where retries are counted (telemetry/resilience-metrics.ts implements it). */
+export interface RetryMetrics {
+  readonly retries: { labels(upstream: string, reason: string): { inc(): void } };
+  readonly retryBudgetExhausted: { labels(upstream: string): { inc(): void } };
+  /** Start an upstream's series at 0. */
+  watchRetries(upstream: string): void;
+}
+
 export type RetryOptions = {
   upstream: string;
   settings: RetrySettings;
   breaker: CircuitBreaker | null;
   clock: Clock;
-  metrics: ResilienceMetrics;
+  metrics: RetryMetrics;
 };
 
 /** The retry layer of an upstream; costs nothing when `maxRetries` is 0. */

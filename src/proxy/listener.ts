@@ -238,6 +238,6 @@ function upgradeAllowed(types: readonly string[]): (req: IncomingMessage) => boo
   const allowed = new Set(types);
   return (req) => {
     const upgrade = req.headers.upgrade;
-    return upgrade !== undefined && req.httpVersionMinor === 1 && allowed.has(upgrade.trim().toLowerCase());
+    return upgrade !== undefined && req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && allowed.has(upgrade.trim().toLowerCase());
   };
 }

@@ -7,6 +7,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import type { MeshletConfig } from './config/schema.ts';
 import { createAdminRoutes } from './admin/routes.ts';
 import { unbuiltKeys } from './config/unbuilt.ts';
+import { Discovery } from './discovery/discovery.ts';
 import { createAdminServer } from './admin/server.ts';
 import { Drain } from './health/drain.ts';
 import { PrimaryProbe } from './health/primary-probe.ts';
@@ -47,6 +48,8 @@ export class Sidecar {
   readonly primary: Upstream;
   readonly upstreams: UpstreamTable;
   readonly probe: PrimaryProbe;
+  /** Registration of this sidecar and discovery of the others (discovery/discovery.ts). */
+  readonly discovery: Discovery;
   addresses: { inbound: AddressInfo; outbound: AddressInfo; admin: AddressInfo } | null = null;
   private stopping: Promise<void> | null = null;
   private readonly accessLog: AccessLog | null;
@@ -83,6 +86,7 @@ export class Sidecar {
     const outbound = createOutbound(this.runtime);
     this.outbound = outbound.listener;
     this.upstreams = outbound.upstreams;
+    this.discovery = new Discovery(this.runtime, this.upstreams);
     this.probe = new PrimaryProbe(config.inbound.primary, config.inbound.healthCheck, this.logger);
     this.probe.on('change', (healthy) => this.metrics.primaryHealthy.set(healthy ? 1 : 0));
     this.metrics.primaryHealthy.set(0);
@@ -103,6 +107,7 @@ export class Sidecar {
       throw error;
     }
     this.probe.start();
+    await this.discovery.start(this.addresses.inbound, this.probe);
     const unbuilt = unbuiltKeys(this.config);
     if (unbuilt.length > 0) this.logger.warn({ keys: unbuilt }, 'these config keys are accepted but not built yet: they have no effect');
     this.logger.info({ admin: `${this.addresses.admin.address}:${this.addresses.admin.port}` }, 'meshlet started');
@@ -114,6 +119,8 @@ export class Sidecar {
     if (this.drain.announced) reasons.push('draining');
     if (this.addresses === null) reasons.push('listeners not started');
     if (!this.probe.healthy) reasons.push(`primary unhealthy: ${this.probe.lastFailure ?? 'failing health checks'}`);
+    const registration = this.discovery.notReady();
+    if (registration !== null) reasons.push(registration);
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -133,6 +140,8 @@ export class Sidecar {
     this.drain.announce();
     this.inbound.announceDrain();
     this.outbound.announceDrain();
+    // Deregistered first (the lease revoked): callers stop picking this instance while it still serves.
+    await this.discovery.deregister();
     if (drainDelay > 0) {
       this.logger.info({ delayMs: drainDelay }, 'not ready: still serving until load balancers have noticed');
       await new Promise((resolve) => setTimeout(resolve, drainDelay));
@@ -160,7 +169,7 @@ export class Sidecar {
     this.outbound.close();
     this.admin.close();
     this.admin.closeAllConnections();
-    await Promise.all([this.primary.close(), this.upstreams.close()]);
+    await Promise.all([this.primary.close(), this.upstreams.close(), this.discovery.close()]);
     this.accessLog?.close();
     this.metrics.close();
     await new Promise<void>((resolve) => this.logger.flush(() => resolve()));

@@ -14,6 +14,7 @@ export type AdminSources = {
   readonly metrics: Metrics;
   readonly primary: Upstream;
   readonly upstreams: UpstreamTable;
+  readonly discovery: { describe(): object };
   readiness(): { ready: boolean; reasons: string[] };
 };
 
@@ -40,5 +41,7 @@ export function createAdminRoutes(sidecar: AdminSources): AdminRoutes {
         upstreams: sidecar.upstreams.all().map((u) => u.describe()),
       },
     }),
+    /** Own registration (state, instance, lease) and the instances discovered. */
+    'GET /registry': () => ({ status: 200, body: sidecar.discovery.describe() }),
   };
 }

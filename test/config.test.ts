@@ -148,8 +148,6 @@ test('config keys whose feature is not built yet are named in one warning at sta
     'retries (defaults and upstreams)',
     'circuitBreaker (defaults and upstreams)',
     'inbound.rateLimit',
-    'registry.backend: etcd',
-    'upstreams.found.endpoints (registry lookup)',
     'telemetry.tracing',
   ]);
 });

@@ -12,11 +12,6 @@ export function unbuiltKeys(config: MeshletConfig): string[] {
   if (policies.some((policy) => policy.retries.maxRetries > 0)) keys.push('retries (defaults and upstreams)');
   keys.push('circuitBreaker (defaults and upstreams)');
   if (config.inbound.rateLimit.requestsPerSecond > 0) keys.push('inbound.rateLimit');
-  // The sqlite backend is built; etcd is not yet, and behaves as static (no registration, no lookup).
-  if (config.registry.backend === 'etcd') {
-    keys.push('registry.backend: etcd');
-    for (const [name, upstream] of Object.entries(config.upstreams)) if (upstream.endpoints === undefined) keys.push(`upstreams.${name}.endpoints (registry lookup)`);
-  }
   if (config.telemetry.tracing.enabled) keys.push('telemetry.tracing');
   return keys;
 }

@@ -11,7 +11,10 @@ export async function createRegistry(config: MeshletConfig['registry'], listener
       const { SqliteRegistry } = await import('./sqlite-registry.ts');
       return new SqliteRegistry({ path: config.sqlite.path, ttlMs: config.ttl, pollMs: config.sqlite.pollInterval }, listener);
     }
-    case 'etcd':
+    case 'etcd': {
+      const { EtcdRegistry } = await import('./etcd-registry.ts');
+      return new EtcdRegistry({ endpoints: config.etcd.endpoints, prefix: config.etcd.prefix, ttlMs: config.ttl }, listener);
+    }
     case 'static': {
       const { StaticRegistry } = await import('./static-registry.ts');
       return new StaticRegistry(listener);

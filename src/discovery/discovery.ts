@@ -21,8 +21,11 @@ export class Discovery implements RegistryListener {
   /** This sidecar's own registration; null with the static backend (nothing to register). */
   registration: Registration | null = null;
   private registry: Registry | null = null;
+  /** The backend, being loaded while the listeners start (etcd's client takes ~150 ms to import). */
+  private readonly loading: Promise<Registry>;
   private reachable = false;
   private loaded = false;
+  private leaseLost = false;
   private unreachable: { reason: string; since: number } | null = null;
   private readonly config: MeshletConfig;
   private readonly logger: Logger;
@@ -32,19 +35,20 @@ export class Discovery implements RegistryListener {
   constructor(runtime: Runtime, table: UpstreamTable) {
     this.config = runtime.config;
     this.logger = runtime.logger;
-    // `etcd` stays on the static behaviour until its backend is built (config/unbuilt.ts says so).
-    this.backend = this.config.registry.backend === 'sqlite' ? 'sqlite' : 'static';
+    this.backend = this.config.registry.backend;
     // Each join and leave is logged, except those of the first load, summed up in one line.
     this.cache = new DiscoveryCache(table, (change, { id, service, address }) => {
       if (this.loaded) this.logger.info({ service, id, address }, `instance ${change}`);
     });
     this.metrics = new RegistryMetrics(runtime.metrics.registry, this.backend, () => this.cache.size);
     this.id = newInstanceId(this.config.service.name);
+    this.loading = createRegistry(this.config.registry, this);
+    this.loading.catch(() => {}); // start() reports it; a sidecar that never starts must not crash on it
   }
 
   /** Follow the registry, and register once `primary` is healthy. `inbound` is the bound inbound address. */
   async start(inbound: AddressInfo, primary: PrimaryHealth): Promise<void> {
-    const registry = await createRegistry({ ...this.config.registry, backend: this.backend }, this);
+    const registry = await this.loading;
     this.registry = registry;
     registry.watch();
     if (this.backend === 'static') {
@@ -127,7 +131,13 @@ export class Discovery implements RegistryListener {
   }
 
   lease(held: boolean, reason: string | null): void {
-    if (!held && reason !== null) this.logger.warn({ backend: this.backend, reason }, 'registration lease lost; re-granting');
+    if (!held && reason !== null) {
+      this.leaseLost = true;
+      this.logger.warn({ backend: this.backend, reason }, 'registration lease lost; re-granting');
+    } else if (held && this.leaseLost) {
+      this.leaseLost = false;
+      this.logger.info({ backend: this.backend }, 'registration lease re-granted');
+    }
     this.registration?.leaseChanged(held, reason);
   }
 

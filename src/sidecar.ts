@@ -7,6 +7,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import type { MeshletConfig } from './config/schema.ts';
 import { createAdminRoutes } from './admin/routes.ts';
 import { unbuiltKeys } from './config/unbuilt.ts';
+import { PublishedCard } from './discovery/agent-card.ts';
 import { Discovery } from './discovery/discovery.ts';
 import { createAdminServer } from './admin/server.ts';
 import { Drain } from './health/drain.ts';
@@ -80,13 +81,14 @@ export class Sidecar {
       descriptors: descriptorLimit(),
       extraLayers: options.extraLayers,
     };
-    const inbound = createInbound(this.runtime);
+    const card = new PublishedCard();
+    const inbound = createInbound(this.runtime, card);
     this.inbound = inbound.listener;
     this.primary = inbound.primary;
     const outbound = createOutbound(this.runtime);
     this.outbound = outbound.listener;
     this.upstreams = outbound.upstreams;
-    this.discovery = new Discovery(this.runtime, this.upstreams);
+    this.discovery = new Discovery(this.runtime, this.upstreams, card);
     this.probe = new PrimaryProbe(config.inbound.primary, config.inbound.healthCheck, this.logger);
     this.probe.on('change', (healthy) => this.metrics.primaryHealthy.set(healthy ? 1 : 0));
     this.metrics.primaryHealthy.set(0);

@@ -9,6 +9,8 @@ import type { MeshletConfig } from '../config/schema.ts';
 import type { Runtime } from '../core/runtime.ts';
 import type { UpstreamTable } from '../upstream/table.ts';
 import { advertisedAddress } from './advertise.ts';
+import { fetchAgentCard, PublishedCard, rewriteCard, summarize } from './agent-card.ts';
+import { agentsOf, skillsOf } from './agents-view.ts';
 import { createRegistry } from './create-registry.ts';
 import { DiscoveryCache } from './discovery-cache.ts';
 import { Registration, type PrimaryHealth } from './registration.ts';
@@ -31,8 +33,11 @@ export class Discovery implements RegistryListener {
   private readonly logger: Logger;
   private readonly metrics: RegistryMetrics;
   private readonly id: string;
+  private readonly card: PublishedCard;
 
-  constructor(runtime: Runtime, table: UpstreamTable) {
+  /** `card` is where the inbound listener finds the agent card it serves (agent-card.ts). */
+  constructor(runtime: Runtime, table: UpstreamTable, card = new PublishedCard()) {
+    this.card = card;
     this.config = runtime.config;
     this.logger = runtime.logger;
     this.backend = this.config.registry.backend;
@@ -60,7 +65,7 @@ export class Discovery implements RegistryListener {
     this.registration = new Registration({
       registry,
       primary,
-      describe: () => Promise.resolve(this.ownInstance(address)),
+      describe: () => this.ownInstance(address),
       logger: this.logger,
       onChange: (registered) => this.metrics.registered(registered),
     });
@@ -87,6 +92,7 @@ export class Discovery implements RegistryListener {
   /** What GET /registry shows. */
   describe(): object {
     const registration = this.registration;
+    const instances = this.cache.list().sort((a, b) => a.service.localeCompare(b.service) || a.id.localeCompare(b.id));
     return {
       backend: this.backend,
       reachable: this.reachable,
@@ -97,7 +103,9 @@ export class Discovery implements RegistryListener {
         instance: registration.instance,
         ...(registration.since !== null && { since: new Date(registration.since).toISOString() }),
       },
-      instances: this.cache.list().sort((a, b) => a.service.localeCompare(b.service) || a.id.localeCompare(b.id)),
+      agents: agentsOf(instances),
+      skills: skillsOf(instances),
+      instances,
     };
   }
 
@@ -141,7 +149,12 @@ export class Discovery implements RegistryListener {
     this.registration?.leaseChanged(held, reason);
   }
 
-  private ownInstance(address: string): Instance {
-    return { id: this.id, service: this.config.service.name, address };
+  /** Our instance, with what the primary's agent card says (read again at each registration). */
+  private async ownInstance(address: string): Promise<Instance> {
+    const instance: Instance = { id: this.id, service: this.config.service.name, address };
+    const card = await fetchAgentCard(this.config.inbound.primary, this.config.inbound.healthCheck.timeout);
+    this.card.body = card === null ? null : Buffer.from(JSON.stringify(rewriteCard(card, address)));
+    if (card !== null) instance.agent = summarize(card);
+    return instance;
   }
 }

@@ -8,6 +8,7 @@ import { compose, lastStep, type Handler, type Stage } from '../core/stage.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
 import { minUploadRate } from '../resilience/upload-rate.ts';
 import { observe } from '../telemetry/observe.ts';
+import { AGENT_CARD_PATH, type PublishedCard } from '../discovery/agent-card.ts';
 import { Upstream } from '../upstream/upstream.ts';
 import { checkFraming } from './framing.ts';
 import { forwardToUpstream } from './forward.ts';
@@ -22,7 +23,11 @@ import { upstreamStack } from './upstream-layers.ts';
 /** The upstream name of the primary in metrics, logs and error replies. */
 export const PRIMARY = 'primary';
 
-export function createInbound(runtime: Runtime): { listener: Listener; primary: Upstream } {
+/**
+ * `card`: the agent card meshlet serves in the primary's stead once registered (its `url` rewritten to
+ * the registered address); while it holds none, the card path goes to the primary like any other.
+ */
+export function createInbound(runtime: Runtime, card: Readonly<PublishedCard> = { body: null }): { listener: Listener; primary: Upstream } {
   const { config, metrics, logger, drain } = runtime;
   const inbound = config.inbound;
   const policy = { ...config.defaults, timeouts: inbound.timeouts };
@@ -38,7 +43,7 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
   //   drain         refuse new work while shutting down;
   //   concurrency   shed load before spending a connection on it, and keep one source to its share;
   //   upload rate   cut a body that trickles in (408), once it holds a slot that others could use;
-  //   route         everything inbound goes to the primary;
+  //   route         everything inbound goes to the primary (but the agent card, when meshlet has one);
   //   last step     forward through the primary's layers and relay, or open a tunnel for an upgrade.
   const stages: Stage[] = [
     observe('inbound', metrics.route('inbound', PRIMARY), runtime.accessLog),
@@ -47,7 +52,7 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
     drain.stage,
     limit.stage,
     minUploadRate(inbound.limits.minUploadRate),
-    routeTo(primary),
+    routeTo(primary, card),
   ];
   const tunnel = createTunnelStep({ tunnels, trustForwarded: inbound.trustForwardedHeaders });
   const pipeline = compose(stages, lastStep({ request: forwardToUpstream, upgrade: tunnel }));
@@ -66,7 +71,7 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
   return { listener, primary };
 }
 
-function routeTo(upstream: Upstream): Stage {
+function routeTo(upstream: Upstream, card: Readonly<PublishedCard>): Stage {
   return (next: Handler): Handler =>
     function routeToPrimary(ex: Exchange): Promise<void> {
       if (ex.path === '*') return answerAsteriskForm(ex);
@@ -78,7 +83,21 @@ function routeTo(upstream: Upstream): Stage {
         if (path === null) return Promise.reject(new MeshletError('bad_request', 'only http:// absolute URIs are accepted'));
         ex.path = path;
       }
+      if (ex.path === AGENT_CARD_PATH && card.body !== null && isRead(ex)) return answerAgentCard(ex, card.body);
       ex.routeTo(upstream);
       return next(ex);
     };
+}
+
+/** A GET or HEAD that is not an upgrade: what meshlet answers with its copy of the agent card. */
+function isRead(ex: Exchange): boolean {
+  return ex.res !== null && (ex.req.method === 'GET' || ex.req.method === 'HEAD');
+}
+
+function answerAgentCard(ex: Exchange, body: Buffer): Promise<void> {
+  const res = ex.res!;
+  ex.status = 200;
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, 'x-request-id': ex.requestId });
+  res.end(ex.req.method === 'HEAD' ? undefined : body);
+  return Promise.resolve();
 }

@@ -10,6 +10,8 @@
  *      `instance left` log line. Measured: propagation p50 / p99 / max over C × W arrivals.
  *   3. The request path: mean latency of R sequential requests through one sidecar's outbound
  *      listener to an upstream found in the registry, with N other names in its table, and with none.
+ *   4. Registration to first routed request: a new sidecar logs `registered`; a watching sidecar is
+ *      asked for it by name every 2 ms until it routes there. On etcd, and on sqlite (default 1 s poll).
  *
  *   node bench/registry.ts [--instances 1000] [--watchers 4] [--changes 200] [--requests 3000]
  */
@@ -21,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { Agent, request } from 'undici';
 import { startEtcd } from '../test/helpers/etcd.ts';
-import { Hooks } from '../test/helpers/temp-dir.ts';
+import { Hooks, tempDir } from '../test/helpers/temp-dir.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -44,7 +46,7 @@ type Sidecar = { child: ChildProcess; lines: Line[]; next: (match: (line: Line) 
 const hooks = new Hooks();
 const children: ChildProcess[] = [];
 
-function startSidecar(name: string, endpoints: string[], primary: string): Sidecar {
+function startSidecar(name: string, endpoints: string[], primary: string, registry?: object): Sidecar {
   const spawnedAt = performance.now();
   const child = spawn(process.execPath, [CLI, 'run'], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -58,7 +60,8 @@ function startSidecar(name: string, endpoints: string[], primary: string): Sidec
       MESHLET__ADMIN__LISTEN: '127.0.0.1:0',
       MESHLET__TELEMETRY__ACCESSLOG__ENABLED: 'false',
       MESHLET__UPSTREAMS: '{}',
-      MESHLET__REGISTRY: JSON.stringify({ backend: 'etcd', ttl: '10s', etcd: { endpoints, prefix: PREFIX } }),
+      MESHLET__REGISTRY: JSON.stringify(registry ?? { backend: 'etcd', ttl: '10s', etcd: { endpoints, prefix: PREFIX } }),
+      NODE_NO_WARNINGS: '1',
     },
   });
   children.push(child);
@@ -150,8 +153,39 @@ async function main(): Promise<void> {
   const few = await meanLatency(aloneOutbound, 'target');
   console.log(`3. ${REQUESTS} sequential requests through outbound to a discovered upstream: ${many.toFixed(0)} µs each with ${INSTANCES + 1} names in the table, ${few.toFixed(0)} µs with 2`);
 
+
+  // 4. Registration to first routed request.
+  const dir = await tempDir(hooks, 'meshlet-bench-');
+  const sqlite = { backend: 'sqlite', sqlite: { path: `${dir}/registry.db` } };
+  const sqliteWatcher = startSidecar('sqlite-watcher', [], target, sqlite);
+  await sqliteWatcher.next((l) => l.msg === 'registry loaded');
+  const results = [];
+  for (const [backend, watcher, registry] of [['etcd', alone, undefined], ['sqlite', sqliteWatcher, sqlite]] as const) {
+    const watcherOutbound = `http://${String((await watcher.next((l) => l.msg === 'listening' && (l as { listener?: string }).listener === 'outbound') as { address?: string }).address)}`;
+    const samples = [];
+    for (let i = 0; i < 5; i++) samples.push(await registrationToRoute(`newcomer-${backend}-${i}`, etcd.endpoints, target, registry, watcherOutbound));
+    results.push(`${backend} ${samples.map((ms) => ms.toFixed(0)).join(', ')} ms`);
+  }
+  console.log(`4. registration to first routed request (5 sidecars each): ${results.join('; ')}`);
+
   server.close();
   client.close();
+}
+
+/** Start a sidecar called `name`; ms from its `registered` line to the first request `outbound` routes to it. */
+async function registrationToRoute(name: string, endpoints: string[], primary: string, registry: object | undefined, outbound: string): Promise<number> {
+  const newcomer = startSidecar(name, endpoints, primary, registry);
+  const registered = await newcomer.next((l) => l.msg === 'registered');
+  for (;;) {
+    const res = await request(`${outbound}/x`, { headers: { host: name } });
+    await res.body.text();
+    if (res.statusCode === 200) {
+      const routed = performance.now() - registered.at;
+      newcomer.child.kill('SIGKILL');
+      return routed;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
 }
 
 main()

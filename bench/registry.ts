@@ -188,6 +188,14 @@ async function registrationToRoute(name: string, endpoints: string[], primary: s
   }
 }
 
+// Interrupted, it still stops what it started (etcd would outlive it otherwise).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const child of children) child.kill('SIGKILL');
+    void hooks.run().finally(() => process.exit(130));
+  });
+}
+
 main()
   .catch((error: unknown) => {
     console.error(error);

@@ -1,15 +1,43 @@
 /**
- * A toy AI agent for the demo: an HTTP service that "thinks" and streams tokens.
+ * A toy AI agent for the demo: an HTTP service that "thinks", streams tokens and describes itself in
+ * an A2A agent card (/.well-known/agent-card.json), which its meshlet publishes with its registration.
  *
- *   node examples/agent.ts researcher PORT          answers /research, streams /stream (SSE);
- *                                                   POST /flaky?every=3 makes every 3rd /research a 503
- *                                                   (every=0: none)
- *   node examples/agent.ts planner PORT OUTBOUND    calls `researcher` by name through its sidecar
+ *   node examples/agent.ts researcher PORT INSTANCE    answers /research, streams /stream (SSE);
+ *                                                      POST /flaky?every=3 makes every 3rd /research a
+ *                                                      503 (every=0: none)
+ *   node examples/agent.ts planner PORT OUTBOUND       calls `researcher` by name, and `summarize.skill`
+ *                                                      by skill, through its sidecar (no addresses)
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { request } from 'undici';
 
-const [role, portText, outbound] = process.argv.slice(2);
+const [role, portText, third] = process.argv.slice(2);
+const instance = role === 'researcher' ? (third ?? 'researcher') : 'planner';
+const outbound = role === 'planner' ? third : undefined;
+
+const CARDS: Record<string, object> = {
+  researcher: {
+    name: 'Researcher',
+    description: 'Finds things out and sums them up',
+    url: `http://127.0.0.1:${portText}/`,
+    version: '1.0.0',
+    capabilities: { streaming: true },
+    defaultInputModes: ['text/plain'],
+    defaultOutputModes: ['application/json'],
+    skills: [
+      { id: 'web-search', name: 'Web search', description: 'Searches the web', tags: ['search'] },
+      { id: 'summarize', name: 'Summarize', description: 'Sums a text up', tags: ['text'] },
+    ],
+  },
+  planner: {
+    name: 'Planner',
+    description: 'Plans work and hands it out',
+    url: `http://127.0.0.1:${portText}/`,
+    version: '1.0.0',
+    capabilities: { streaming: true },
+    skills: [{ id: 'plan', name: 'Plan', description: 'Breaks a goal into steps', tags: ['planning'] }],
+  },
+};
 
 /** Every `flakyEvery`-th /research answers 503 (0: none): a model provider having a bad minute. */
 let flakyEvery = 0;
@@ -25,10 +53,10 @@ async function researcher(req: IncomingMessage, res: ServerResponse): Promise<vo
     res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"the model is overloaded"}');
     return;
   }
-  if (req.url === '/research') {
+  if (req.url === '/research' || req.url === '/summarize') {
     await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 15)); // "thinking"
     res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ finding: 'agents talk through sidecars', requestId: req.headers['x-request-id'] }));
+    res.end(JSON.stringify({ answeredBy: instance, finding: 'agents find each other through their sidecars', requestId: req.headers['x-request-id'] }));
     return;
   }
   if (req.url === '/stream') {
@@ -44,19 +72,30 @@ async function researcher(req: IncomingMessage, res: ServerResponse): Promise<vo
   res.end();
 }
 
+/** Where each planner path goes: an agent by name, or any agent with a skill (Host `<skill>.skill`). */
+const PLANNER_ROUTES: Record<string, { host: string; path: string; method: string }> = {
+  '/plan': { host: 'researcher', path: '/research', method: 'POST' },
+  '/plan/skill': { host: 'summarize.skill', path: '/summarize', method: 'POST' },
+  '/plan/stream': { host: 'researcher', path: '/stream', method: 'GET' },
+};
+
 /**
- * The planner calls the researcher by name: Host `researcher`, sent to its own sidecar's outbound port.
- * Its research call is a POST made safe to retry with an Idempotency-Key (the request id).
+ * The planner calls other agents by name, through its own sidecar's outbound port. Its POSTs are made
+ * safe to retry with an Idempotency-Key (the request id).
  */
 async function planner(req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const path = req.url === '/plan/stream' ? '/stream' : '/research';
-  const upstream = await request(`${outbound}${path}`, {
-    method: path === '/stream' ? 'GET' : 'POST',
-    headers: { host: 'researcher', 'x-request-id': String(req.headers['x-request-id'] ?? ''), 'idempotency-key': String(req.headers['x-request-id'] ?? '') },
+  const route = PLANNER_ROUTES[req.url ?? ''];
+  if (route === undefined) {
+    res.statusCode = 404;
+    return void res.end();
+  }
+  const upstream = await request(`${outbound}${route.path}`, {
+    method: route.method,
+    headers: { host: route.host, 'x-request-id': String(req.headers['x-request-id'] ?? ''), 'idempotency-key': String(req.headers['x-request-id'] ?? '') },
   });
   res.statusCode = upstream.statusCode;
   res.setHeader('content-type', String(upstream.headers['content-type'] ?? 'application/json'));
-  // Pass on why the call failed when the researcher's sidecar answered itself.
+  // Pass on why the call failed when a sidecar answered itself.
   const meshletError = upstream.headers['x-meshlet-error'];
   if (meshletError) res.setHeader('x-meshlet-error', meshletError);
   for await (const chunk of upstream.body) res.write(chunk); // relay streams as they come
@@ -65,6 +104,10 @@ async function planner(req: IncomingMessage, res: ServerResponse): Promise<void>
 
 const server = createServer((req, res) => {
   if (req.url === '/healthz') return void res.end('ok');
+  if (req.url === '/.well-known/agent-card.json') {
+    res.setHeader('content-type', 'application/json');
+    return void res.end(JSON.stringify(CARDS[role ?? ''] ?? {}));
+  }
   const handler = role === 'planner' ? planner : researcher;
   handler(req, res).catch((error: unknown) => {
     if (!res.headersSent) res.writeHead(500);

@@ -24,14 +24,16 @@ export type MainOptions = {
   reexec?: (resolvedConfig: string) => void;
 };
 
-const USAGE = `Usage: meshlet <command> [--config FILE]
+const USAGE = `Usage: meshlet <command> [--config FILE] [--admin URL]
 
 Commands:
   run        run the sidecar
   validate   check a config file: prints "ok", or every problem as "<key path>: <message>"
+  agents     the agents and skills a running sidecar knows, as a table (from its admin API)
 
 Options:
   -c, --config FILE   config file (default: $MESHLET_CONFIG, else config/meshlet.yaml)
+  --admin URL         the sidecar's admin listener, for agents (default: http://127.0.0.1:15000)
   -h, --help          show this help
   -v, --version       show the version
 
@@ -48,6 +50,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, options: Main
       allowPositionals: true,
       options: {
         config: { type: 'string', short: 'c' },
+        admin: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -66,6 +69,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, options: Main
     return 0;
   }
   const command = positionals[0];
+  if (command === 'agents') {
+    const { agentsCommand, DEFAULT_ADMIN } = await import('./agents-command.ts');
+    return agentsCommand(values.admin ?? DEFAULT_ADMIN, process.stdout, process.stderr);
+  }
   if (command !== 'run' && command !== 'validate') {
     process.stderr.write(command === undefined ? USAGE : `unknown command "${command}"\n\n${USAGE}`);
     return 2;

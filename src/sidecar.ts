@@ -7,6 +7,8 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import type { MeshletConfig } from './config/schema.ts';
 import { createAdminRoutes, readOnlyRoutes } from './admin/routes.ts';
 import { unbuiltKeys } from './config/unbuilt.ts';
+import { PublishedCard } from './discovery/agent-card.ts';
+import { Discovery } from './discovery/discovery.ts';
 import { createAdminServer } from './admin/server.ts';
 import { Drain } from './health/drain.ts';
 import { PrimaryProbe } from './health/primary-probe.ts';
@@ -56,6 +58,8 @@ export class Sidecar {
   /** Reloads of the config, and where they stand (GET /config). */
   readonly reloads: ConfigReloads;
   readonly probe: PrimaryProbe;
+  /** Registration of this sidecar and discovery of the others (discovery/discovery.ts). */
+  readonly discovery: Discovery;
   addresses: { inbound: AddressInfo; outbound: AddressInfo; admin: AddressInfo; metrics: AddressInfo } | null = null;
   private stopping: Promise<void> | null = null;
   private readonly accessLog: AccessLog | null;
@@ -92,11 +96,13 @@ export class Sidecar {
       descriptors: descriptorLimit(),
       extraLayers: options.extraLayers,
     };
-    this.inboundParts = createInbound(this.runtime);
+    const card = new PublishedCard();
+    this.inboundParts = createInbound(this.runtime, card);
     this.inbound = this.inboundParts.listener;
     this.outboundParts = createOutbound(this.runtime);
     this.outbound = this.outboundParts.listener;
     this.upstreams = this.outboundParts.upstreams;
+    this.discovery = new Discovery(this.runtime, this.upstreams, card);
     this.reloads = new ConfigReloads(options.configSource ?? null, this, this.logger, this.metrics.configReloads);
     this.watchFile = options.watchFile;
     this.probe = new PrimaryProbe(config.inbound.primary, config.inbound.healthCheck, this.logger);
@@ -122,6 +128,7 @@ export class Sidecar {
       throw error;
     }
     this.probe.start();
+    await this.discovery.start(this.addresses.inbound, this.probe);
     if (this.watchFile !== undefined) {
       const file = this.watchFile;
       this.stopWatching = watchConfigFile(
@@ -160,6 +167,8 @@ export class Sidecar {
     if (this.drain.announced) reasons.push('draining');
     if (this.addresses === null) reasons.push('listeners not started');
     if (!this.probe.healthy) reasons.push(`primary unhealthy: ${this.probe.lastFailure ?? 'failing health checks'}`);
+    const registration = this.discovery.notReady();
+    if (registration !== null) reasons.push(registration);
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -179,6 +188,8 @@ export class Sidecar {
     this.drain.announce();
     this.inbound.announceDrain();
     this.outbound.announceDrain();
+    // Deregistered first (the lease revoked): callers stop picking this instance while it still serves.
+    await this.discovery.deregister();
     if (drainDelay > 0) {
       this.logger.info({ delayMs: drainDelay }, 'not ready: still serving until load balancers have noticed');
       await new Promise((resolve) => setTimeout(resolve, drainDelay));
@@ -209,7 +220,7 @@ export class Sidecar {
       server.close();
       server.closeAllConnections();
     }
-    await Promise.all([this.primary.close(), this.upstreams.close()]);
+    await Promise.all([this.primary.close(), this.upstreams.close(), this.discovery.close()]);
     this.accessLog?.close();
     this.metrics.close();
     await new Promise<void>((resolve) => this.logger.flush(() => resolve()));

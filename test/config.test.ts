@@ -158,8 +158,6 @@ test('config keys whose feature is not built yet are named in one warning at sta
   });
   if (!loaded.ok) return t.fail(loaded.problems.join('\n'));
   t.deepEqual(unbuiltKeys(loaded.config), [
-    'registry.backend',
-    'upstreams.found.endpoints (registry lookup)',
     'telemetry.tracing',
   ]);
 });

@@ -17,6 +17,7 @@ export type AdminSources = {
   readonly primary: Upstream;
   readonly upstreams: UpstreamTable;
   readonly reloads: ConfigReloads;
+  readonly discovery: { describe(): object };
   readiness(): { ready: boolean; reasons: string[] };
   reload(trigger: ReloadTrigger): Promise<ReloadReport>;
 };
@@ -65,6 +66,8 @@ export function createAdminRoutes(sidecar: AdminSources): AdminRoutes {
         upstreams: sidecar.upstreams.all().map((u) => u.describe()),
       },
     }),
+    /** Own registration (state, instance, lease) and the instances discovered. */
+    'GET /registry': () => ({ status: 200, body: sidecar.discovery.describe() }),
   };
 }
 

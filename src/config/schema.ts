@@ -202,6 +202,9 @@ const upstream = z.strictObject({
   limits: upstreamLimits.optional(),
 });
 
+/** `host` or `host:port`, IPv6 in brackets. */
+const ADVERTISE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/;
+
 const UPSTREAM_NAME = /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
 
 export const configSchema = z.strictObject({
@@ -258,8 +261,25 @@ export const configSchema = z.strictObject({
   registry: z
     .strictObject({
       backend: z.enum(['static', 'sqlite', 'etcd']).prefault('static'),
-      ttl: ms('10s'),
-      sqlite: z.strictObject({ path: z.string().prefault('.meshlet/registry.db') }).prefault({}),
+      /** How long an instance outlives its last lease renewal (renewed every ttl/3). */
+      ttl: duration().refine((ms) => ms >= 1000, 'must be at least 1s').prefault('10s'),
+      /**
+       * Where other sidecars reach this one's inbound listener: `host` or `host:port`. Default: the
+       * inbound listener's address; a wildcard becomes 127.0.0.1 (sqlite) or this host's first
+       * non-loopback IPv4 address (etcd).
+       */
+      advertise: z
+        .string()
+        .regex(ADVERTISE, 'must be host or host:port, e.g. 10.0.0.7 or 10.0.0.7:15006')
+        .refine((text) => !/^(0\.0\.0\.0|\[?::\]?)(:|$)/.test(text), 'must be an address other hosts can connect to, not a wildcard')
+        .optional(),
+      sqlite: z
+        .strictObject({
+          path: z.string().prefault('.meshlet/registry.db'),
+          /** How often the database is checked for instances that joined, changed or left. */
+          pollInterval: duration().refine((ms) => ms > 0, 'must be more than 0').prefault('1s'),
+        })
+        .prefault({}),
       etcd: z
         .strictObject({
           endpoints: z.array(z.string()).min(1).prefault(['http://127.0.0.1:2379']),

@@ -8,8 +8,6 @@ import type { MeshletConfig } from './schema.ts';
 /** The keys in `config` that ask for something meshlet does not do yet. */
 export function unbuiltKeys(config: MeshletConfig): string[] {
   const keys: string[] = [];
-  if (config.registry.backend !== 'static') keys.push('registry.backend');
-  for (const [name, upstream] of Object.entries(config.upstreams)) if (upstream.endpoints === undefined) keys.push(`upstreams.${name}.endpoints (registry lookup)`);
   if (config.telemetry.tracing.enabled) keys.push('telemetry.tracing');
   return keys;
 }

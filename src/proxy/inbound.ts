@@ -10,6 +10,7 @@ import { ConcurrencyLimit } from '../resilience/concurrency.ts';
 import { rateLimit } from '../resilience/rate-limit.ts';
 import { minUploadRate } from '../resilience/upload-rate.ts';
 import { observe } from '../telemetry/observe.ts';
+import { AGENT_CARD_PATH, type PublishedCard } from '../discovery/agent-card.ts';
 import { Upstream } from '../upstream/upstream.ts';
 import { checkFraming } from './framing.ts';
 import { forwardToUpstream } from './forward.ts';
@@ -33,7 +34,11 @@ export type Inbound = {
   reconfigure(config: MeshletConfig, changed: readonly string[]): void;
 };
 
-export function createInbound(runtime: Runtime): Inbound {
+/**
+ * `card`: the agent card meshlet serves in the primary's stead once registered (its `url` rewritten to
+ * the registered address); while it holds none, the card path goes to the primary like any other.
+ */
+export function createInbound(runtime: Runtime, card: Readonly<PublishedCard> = { body: null }): Inbound {
   const { config, metrics, logger, drain } = runtime;
   const inbound = config.inbound;
   // Per upstream: the layers of upstream-layers.ts, as for every outbound upstream.
@@ -50,7 +55,7 @@ export function createInbound(runtime: Runtime): Inbound {
   //   rate limit    a token bucket for the listener (429 rate_limited), off unless configured;
   //   concurrency   shed load before spending a connection on it, and keep one source to its share;
   //   upload rate   cut a body that trickles in (408), once it holds a slot that others could use;
-  //   route         everything inbound goes to the primary;
+  //   route         everything inbound goes to the primary (but the agent card, when meshlet has one);
   //   last step     forward through the primary's layers and relay, or open a tunnel for an upgrade.
   const pipeline = ({ inbound: settings }: MeshletConfig) => {
     const limit = new ConcurrencyLimit(settings.limits.maxConcurrentRequests, settings.limits.maxSourceShare);
@@ -62,7 +67,7 @@ export function createInbound(runtime: Runtime): Inbound {
       rateLimit(settings.rateLimit, runtime.clock, metrics.resilience.rateLimited, 'inbound'),
       limit.stage,
       minUploadRate(settings.limits.minUploadRate),
-      routeTo(target),
+      routeTo(target, card),
     ];
     return compose(stages, lastStep({ request: forwardToUpstream, upgrade: tunnel }));
   };
@@ -102,7 +107,7 @@ function primaryPolicy(config: MeshletConfig): UpstreamConfig {
   return { ...config.defaults, timeouts: inbound.timeouts, retries: inbound.retries, circuitBreaker: inbound.circuitBreaker };
 }
 
-function routeTo(target: { readonly primary: Upstream }): Stage {
+function routeTo(target: { readonly primary: Upstream }, card: Readonly<PublishedCard>): Stage {
   return (next: Handler): Handler =>
     function routeToPrimary(ex: Exchange): Promise<void> {
       if (ex.path === '*') return answerAsteriskForm(ex);
@@ -116,7 +121,21 @@ function routeTo(target: { readonly primary: Upstream }): Stage {
         if (path === null) return Promise.reject(new MeshletError('bad_request', 'only http:// absolute URIs are accepted'));
         ex.path = path;
       }
+      if (ex.path === AGENT_CARD_PATH && card.body !== null && isRead(ex)) return answerAgentCard(ex, card.body);
       ex.routeTo(target.primary);
       return next(ex);
     };
+}
+
+/** A GET or HEAD that is not an upgrade: what meshlet answers with its copy of the agent card. */
+function isRead(ex: Exchange): boolean {
+  return ex.res !== null && (ex.req.method === 'GET' || ex.req.method === 'HEAD');
+}
+
+function answerAgentCard(ex: Exchange, body: Buffer): Promise<void> {
+  const res = ex.res!;
+  ex.status = 200;
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length, 'x-request-id': ex.requestId });
+  res.end(ex.req.method === 'HEAD' ? undefined : body);
+  return Promise.resolve();
 }

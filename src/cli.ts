@@ -72,7 +72,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, options: Main
   const resolved = env[RESOLVED_CONFIG_ENV];
   if (command === 'run' && resolved !== undefined) {
     delete env[RESOLVED_CONFIG_ENV]; // internal: not for anything this process starts or shows
-    return run(JSON.parse(resolved) as MeshletConfig);
+    return run(JSON.parse(resolved) as MeshletConfig, env);
   }
   const { configPath, loadConfigFile } = await import('./config/load.ts');
   const loaded = await loadConfigFile(configPath(values.config, env), env);
@@ -85,7 +85,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, options: Main
     return 0;
   }
   options.reexec?.(JSON.stringify(loaded.config));
-  return run(loaded.config);
+  return run(loaded.config, env);
 }
 
 /**
@@ -93,13 +93,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, options: Main
  * signal that arrives while the sidecar is still starting must drain it, not kill it outright.
  * A second signal while draining is Node's default: exit at once.
  */
-async function run(config: MeshletConfig): Promise<number> {
+async function run(config: MeshletConfig, env: NodeJS.ProcessEnv): Promise<number> {
   const stopped = Promise.withResolvers<string>();
   const onSignal = (signal: string) => stopped.resolve(signal);
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   const [{ Sidecar }, { installLastResort }] = await Promise.all([import('./sidecar.ts'), import('./last-resort.ts')]);
-  const sidecar = new Sidecar(config);
+  const sidecar = new Sidecar(config, { env });
   installLastResort({ logger: sidecar.logger, counter: sidecar.metrics.uncaughtErrors, flush: () => sidecar.flushLogs() });
   // Lines still waiting for a full stdout (the last lifecycle events, a fatal error) get a last chance.
   process.once('exit', () => sidecar.flushLogs());

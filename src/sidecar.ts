@@ -4,6 +4,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import type { Env } from './config/env.ts';
 import type { MeshletConfig } from './config/schema.ts';
 import { createAdminRoutes, readOnlyRoutes } from './admin/routes.ts';
 import { unbuiltKeys } from './config/unbuilt.ts';
@@ -22,6 +23,7 @@ import type { Upstream } from './upstream/upstream.ts';
 import { AccessLog } from './telemetry/access-log.ts';
 import { LogWriter } from './telemetry/log-writer.ts';
 import { Metrics } from './telemetry/metrics.ts';
+import { Tracing } from './telemetry/tracing/tracing.ts';
 
 export type SidecarOptions = {
   /** Where JSON logs go (default: stdout, through log-writer.ts). Tests pass a sink they own. */
@@ -32,6 +34,8 @@ export type SidecarOptions = {
   clock?: Clock;
   /** Layers added innermost to every upstream's stack (tests, embedders). */
   extraLayers?: Runtime['extraLayers'];
+  /** Where tracing reads its OTEL_* variables (default: `process.env`). */
+  env?: Env;
 };
 
 export type Readiness = { ready: boolean; reasons: string[] };
@@ -52,6 +56,8 @@ export class Sidecar {
   addresses: { inbound: AddressInfo; outbound: AddressInfo; admin: AddressInfo; metrics: AddressInfo } | null = null;
   private stopping: Promise<void> | null = null;
   private readonly accessLog: AccessLog | null;
+  /** null when tracing is off; its SDK is loaded by start(). */
+  readonly tracing: Tracing | null;
   /** stdout's writer, unless a test passed its own destination. */
   private readonly logWriter: LogWriter | null;
   readonly config: MeshletConfig;
@@ -70,6 +76,7 @@ export class Sidecar {
     this.logger = pino({ base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
     const { accessLog } = config.telemetry;
     this.accessLog = accessLog.enabled ? new AccessLog(destination, config.service.name, accessLog) : null;
+    this.tracing = Tracing.create({ config, env: options.env ?? process.env, metrics: this.metrics, logger: this.logger });
     this.runtime = {
       config,
       metrics: this.metrics,
@@ -78,6 +85,7 @@ export class Sidecar {
       accessLog: this.accessLog,
       drain: this.drain,
       descriptors: descriptorLimit(),
+      tracing: this.tracing,
       extraLayers: options.extraLayers,
     };
     const inbound = createInbound(this.runtime);
@@ -98,6 +106,8 @@ export class Sidecar {
 
   /** Start listening (admin first, so /readyz can explain a slow start) and probing the primary. */
   async start(): Promise<this> {
+    // Before any listener, so that the first request is traced.
+    await this.tracing?.start();
     try {
       const admin = await listenOn(this.admin, this.config.admin.listen);
       const metrics = await listenOn(this.metricsListener, this.config.telemetry.metrics.listen, 'metrics');
@@ -171,6 +181,7 @@ export class Sidecar {
     }
     await Promise.all([this.primary.close(), this.upstreams.close()]);
     this.accessLog?.close();
+    await this.tracing?.shutdown();
     this.metrics.close();
     await new Promise<void>((resolve) => this.logger.flush(() => resolve()));
   }

@@ -161,6 +161,5 @@ test('config keys whose feature is not built yet are named in one warning at sta
     'inbound.rateLimit',
     'registry.backend',
     'upstreams.found.endpoints (registry lookup)',
-    'telemetry.tracing',
   ]);
 });

@@ -11,6 +11,5 @@ export function unbuiltKeys(config: MeshletConfig): string[] {
   if (config.inbound.rateLimit.requestsPerSecond > 0) keys.push('inbound.rateLimit');
   if (config.registry.backend !== 'static') keys.push('registry.backend');
   for (const [name, upstream] of Object.entries(config.upstreams)) if (upstream.endpoints === undefined) keys.push(`upstreams.${name}.endpoints (registry lookup)`);
-  if (config.telemetry.tracing.enabled) keys.push('telemetry.tracing');
   return keys;
 }

@@ -8,6 +8,7 @@ import { compose, lastStep, type Handler, type Stage } from '../core/stage.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
 import { minUploadRate } from '../resilience/upload-rate.ts';
 import { observe } from '../telemetry/observe.ts';
+import { serverSpan } from '../telemetry/tracing/server-span.ts';
 import { Upstream } from '../upstream/upstream.ts';
 import { checkFraming } from './framing.ts';
 import { forwardToUpstream } from './forward.ts';
@@ -33,6 +34,8 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
   // Per request, outermost first:
   //   observe       metrics and access log: sees every outcome, local replies included, and times
   //                 the whole exchange;
+  //   server span   the request's SERVER span, continuing the client's trace; around rescue, so that
+  //                 local replies are recorded on it (nothing when tracing is off);
   //   rescue        the one place errors become replies, inside observe so replies are recorded;
   //   framing       refuse ambiguous requests (and those the parser refused) before anything acts;
   //   drain         refuse new work while shutting down;
@@ -42,6 +45,7 @@ export function createInbound(runtime: Runtime): { listener: Listener; primary: 
   //   last step     forward through the primary's layers and relay, or open a tunnel for an upgrade.
   const stages: Stage[] = [
     observe('inbound', metrics.route('inbound', PRIMARY), runtime.accessLog),
+    serverSpan(runtime.tracing),
     rescue(logger),
     checkFraming,
     drain.stage,

@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: meshlet against its peers, in one run, on loopback, with bounded load.
  *
- * Targets: the upstream directly; meshlet (default config, access log on, to /dev/null); the least
- * undici forwarder (the floor for a Node proxy); a bare node-http-proxy with a keep-alive agent;
- * HAProxy when installed. For each: max throughput (wrk if
+ * Targets: the upstream directly; meshlet (default config, access log on, to /dev/null); meshlet with
+ * tracing on, parent-based 10% and always-on sampling, exporting to a collector stand-in
+ * (bench/otlp-sink.js); the least undici forwarder (the floor for a Node proxy); a bare
+ * node-http-proxy with a keep-alive agent; HAProxy when installed. For each: max throughput (wrk if
  * installed, else autocannon) with the CPU time each process spent per request, latency at a fixed
  * 1,000 requests/s (bench/paced.c, evenly spaced and open-loop, when a C compiler is installed; else
  * hey, else autocannon -R), and peak RSS; medians over interleaved
@@ -32,6 +33,8 @@ const children: ChildProcess[] = [];
 // node-http-proxy get the same, so that they compare code with code; the first node-http-proxy runs
 // with Node's defaults, as most users would run it.
 const TUNED_BASELINE = "node-http-proxy, meshlet's V8 sizing";
+const TRACING_10 = 'meshlet, tracing 10% (parent-based)';
+const TRACING_ALL = 'meshlet, tracing always-on';
 
 type Result = {
   name: string;
@@ -264,19 +267,18 @@ async function main(): Promise<void> {
   start(node, [...V8_SIZING, join(ROOT, 'bench/upstream.js'), String(upstreamPort)]);
   const targets: Target[] = [{ name: 'direct', url: `${upstream}/`, pid: undefined }];
 
+  const meshlet = (env: Record<string, string> = {}) => async (port: number) =>
+    start(node, [join(ROOT, 'bin/meshlet.js'), 'run', '--config', join(ROOT, 'config/minimal.yaml')], {
+      MESHLET__INBOUND__LISTEN: `127.0.0.1:${port}`,
+      MESHLET__INBOUND__PRIMARY: upstream,
+      MESHLET__OUTBOUND__LISTEN: `127.0.0.1:${await freePort()}`,
+      MESHLET__ADMIN__LISTEN: `127.0.0.1:${await freePort()}`,
+      MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
+      ...env,
+    });
   // Node targets are started from these, once for the rounds and again, fresh, for the memory crowd.
   const launchers: Launcher[] = [
-    {
-      name: 'meshlet',
-      launch: async (port) =>
-        start(node, [join(ROOT, 'bin/meshlet.js'), 'run', '--config', join(ROOT, 'config/minimal.yaml')], {
-          MESHLET__INBOUND__LISTEN: `127.0.0.1:${port}`,
-          MESHLET__INBOUND__PRIMARY: upstream,
-          MESHLET__OUTBOUND__LISTEN: `127.0.0.1:${await freePort()}`,
-          MESHLET__ADMIN__LISTEN: `127.0.0.1:${await freePort()}`,
-          MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
-        }),
-    },
+    { name: 'meshlet', launch: meshlet() },
     { name: 'undici floor', launch: async (port) => start(node, [...V8_SIZING, join(ROOT, 'bench/undici-floor.js'), String(port), upstream]) },
     // The baseline as most Node users would run it (Node's defaults): the reference for the target.
     { name: 'node-http-proxy', launch: async (port) => start(node, [join(ROOT, 'bench/http-proxy-baseline.js'), String(port), upstream]) },
@@ -284,6 +286,14 @@ async function main(): Promise<void> {
     { name: TUNED_BASELINE, launch: async (port) => start(node, [...V8_SIZING, join(ROOT, 'bench/http-proxy-baseline.js'), String(port), upstream]) },
   ];
   for (const launcher of launchers) targets.push(await launchTarget(launcher));
+  // Tracing on, in the rounds only: spans go to a collector stand-in in a process of its own (its
+  // work is not meshlet's), every 5 s or 512 spans, as the SDK's defaults have it. The client sends
+  // no traceparent, so every request starts a trace and the sampler decides.
+  const sinkPort = await freePort();
+  start(node, [join(ROOT, 'bench/otlp-sink.js'), String(sinkPort)]);
+  const tracing = { MESHLET__TELEMETRY__TRACING__ENABLED: 'true', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${sinkPort}/v1/traces` };
+  targets.push(await launchTarget({ name: TRACING_10, launch: meshlet({ ...tracing, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' }) }));
+  targets.push(await launchTarget({ name: TRACING_ALL, launch: meshlet({ ...tracing, OTEL_TRACES_SAMPLER: 'always_on' }) }));
 
   if (await has('haproxy')) {
     const haproxyPort = await freePort();
@@ -361,6 +371,13 @@ function report(results: Result[], crowds: Crowd[], idle: Map<string, number>, t
   const paired = median(perRound);
   const cpuPerRound = meshlet.cpuRounds.map((us, i) => baseline.cpuRounds[i]! / us);
   const efficiency = median(cpuPerRound);
+  // Tracing's cost: CPU per request against meshlet with tracing off, paired per round.
+  const tracingCost = (name: string, target: number) => {
+    const traced = results.find((r) => r.name === name)!;
+    const perRound = traced.cpuRounds.map((us, i) => us / meshlet.cpuRounds[i]!);
+    const ratio = median(perRound);
+    return `${name.replace('meshlet, tracing ', '')} **${ratio.toFixed(2)}x** (${traced.cpuUs?.toFixed(0)} µs; target <= ${target}x: ${ratio <= target ? 'met' : 'not met'}; per round ${perRound.map((r) => `${r.toFixed(2)}x`).join(', ')})`;
+  };
   return `# Benchmark results
 
 Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.
@@ -389,6 +406,7 @@ Targets:
 - meshlet throughput >= 1.5x node-http-proxy: **${(meshlet.rps / baseline.rps).toFixed(2)}x** on the medians (${meshlet.rps / baseline.rps >= 1.5 ? 'met' : 'not met'}); per round ${perRound.map((r) => `${r.toFixed(2)}x`).join(', ')}, median ${paired.toFixed(2)}x (${paired >= 1.5 ? 'met' : 'not met'}); against node-http-proxy given meshlet's V8 sizing: ${(meshlet.rps / tunedBaseline.rps).toFixed(2)}x.
   CPU per request (the steadier figure on a shared machine): meshlet ${meshlet.cpuUs?.toFixed(0)} µs, node-http-proxy ${baseline.cpuUs?.toFixed(0)} µs, undici floor ${floorResult.cpuUs?.toFixed(0)} µs: meshlet does a request for **${efficiency.toFixed(2)}x** less CPU than node-http-proxy (median of the per-round ratios ${cpuPerRound.map((r) => `${r.toFixed(2)}x`).join(', ')}), and takes **${(meshlet.cpuUs! / floorResult.cpuUs!).toFixed(2)}x** the floor's (target <= 1.3x: ${meshlet.cpuUs! / floorResult.cpuUs! <= 1.3 ? 'met' : 'not met'})
 - p99 latency added over direct at 1,000 req/s <= the floor's + 0.5 ms: **${added.toFixed(2)} ms** against ${(floorResult.fixedP99 - direct.fixedP99 + 0.5).toFixed(2)} ms (${added <= floorResult.fixedP99 - direct.fixedP99 + 0.5 ? 'met' : 'not met'}; per round ${addedPerRound.map((a) => a.toFixed(2)).join(', ')} ms); the undici floor adds ${(floorResult.fixedP99 - direct.fixedP99).toFixed(2)} ms, node-http-proxy ${(baseline.fixedP99 - direct.fixedP99).toFixed(2)} ms${haproxy ? `, HAProxy ${(haproxy.fixedP99 - direct.fixedP99).toFixed(2)} ms` : ''}; direct's own p99 is ${direct.fixedP99.toFixed(2)} ms. p50 added: meshlet ${(meshlet.fixedP50 - direct.fixedP50).toFixed(2)} ms, the floor ${(floorResult.fixedP50 - direct.fixedP50).toFixed(2)} ms
+- Tracing, CPU per request against meshlet with tracing off (${meshlet.cpuUs?.toFixed(0)} µs, the meshlet row: compare it with earlier runs for tracing off, which loads nothing of OpenTelemetry): ${tracingCost(TRACING_10, 1.15)}; ${tracingCost(TRACING_ALL, 1.5)}
 - RSS with ${CROWD} requests held <= 1.5x a bare node:http server holding the same: **${(meshletHeld / bare.heldMB).toFixed(2)}x** (${meshletHeld.toFixed(0)} MB against ${bare.heldMB.toFixed(0)} MB; ${meshletHeld <= 1.5 * bare.heldMB ? 'met' : 'not met'}); busy, ${peak.toFixed(0)} MB against ${Math.max(bare.heldMB, bare.busyMB).toFixed(0)} MB
 `;
 }

@@ -34,7 +34,8 @@ async function planner(req: IncomingMessage, res: ServerResponse): Promise<void>
   const path = req.url === '/plan/stream' ? '/stream' : '/research';
   const upstream = await request(`${outbound}${path}`, {
     method: path === '/stream' ? 'GET' : 'POST',
-    headers: { host: 'researcher', 'x-request-id': String(req.headers['x-request-id'] ?? '') },
+    // Passing on the traceparent it received keeps the researcher's work in the caller's trace.
+    headers: { host: 'researcher', 'x-request-id': String(req.headers['x-request-id'] ?? ''), traceparent: req.headers.traceparent ?? '' },
   });
   res.statusCode = upstream.statusCode;
   res.setHeader('content-type', String(upstream.headers['content-type'] ?? 'application/json'));

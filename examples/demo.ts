@@ -5,10 +5,11 @@
  *              planner agent ──► planner's meshlet (outbound, Host: researcher)
  *                            ──► researcher's meshlet (inbound) ──► researcher agent
  *
- * Phases: plain calls, an SSE token stream, a failing phase; then a summary from the sidecars' own
- * /metrics, a graceful SIGTERM of both sidecars, and exit.
+ * Phases: plain calls, one trace across the client and both agents, an SSE token stream, a failing
+ * phase; then a summary from the sidecars' own /metrics, a graceful SIGTERM of both sidecars, and exit.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { request } from 'undici';
 import { freePort } from './free-port.ts';
@@ -23,7 +24,8 @@ function startAgent(args: string[]): ChildProcess {
   return child;
 }
 
-type Sidecar = { child: ChildProcess; inbound: string; outbound: string; admin: string; accessLines: number; exit: Promise<number | null> };
+type AccessLine = { direction: string; path: string; traceId?: string };
+type Sidecar = { child: ChildProcess; inbound: string; outbound: string; admin: string; accessLines: number; traced: AccessLine[]; exit: Promise<number | null> };
 
 /** Run `meshlet run` with ports from the OS; resolves once its admin says it started. */
 async function startSidecar(config: string, env: Record<string, string>): Promise<Sidecar> {
@@ -36,6 +38,10 @@ async function startSidecar(config: string, env: Record<string, string>): Promis
       MESHLET__OUTBOUND__LISTEN: `127.0.0.1:${outbound}`,
       MESHLET__ADMIN__LISTEN: `127.0.0.1:${admin}`,
       MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
+      // Tracing on, with no collector to send to: spans are made and propagated, and the access log
+      // names each request's trace.
+      MESHLET__TELEMETRY__TRACING__ENABLED: 'true',
+      OTEL_TRACES_EXPORTER: 'none',
       ...env,
     },
   });
@@ -46,12 +52,14 @@ async function startSidecar(config: string, env: Record<string, string>): Promis
     outbound: `http://127.0.0.1:${outbound}`,
     admin: `http://127.0.0.1:${admin}`,
     accessLines: 0,
+    traced: [],
     exit: new Promise((resolve) => child.on('exit', resolve)),
   };
   const started = Promise.withResolvers<void>();
   createInterface({ input: child.stdout! }).on('line', (text) => {
-    const line = JSON.parse(text) as { msg: string; type?: string };
+    const line = JSON.parse(text) as AccessLine & { msg: string; type?: string };
     if (line.type === 'access') sidecar.accessLines++;
+    if (line.type === 'access' && line.traceId !== undefined) sidecar.traced.push(line);
     if (line.msg === 'meshlet started') started.resolve();
   });
   await started.promise;
@@ -98,7 +106,20 @@ async function main(): Promise<void> {
   }
   console.log(`   25 calls → ${JSON.stringify(statuses)}`);
 
-  console.log('2. A token stream (SSE) relayed through both sidecars, chunk by chunk:');
+  console.log("2. One trace: the client's traceparent, through the planner, to the researcher");
+  const traceId = randomBytes(16).toString('hex');
+  await (await request(`${planner.inbound}/plan`, { method: 'POST', headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } })).body.text();
+  const hops: [Sidecar, string][] = [[planner, 'inbound'], [planner, 'outbound'], [researcher, 'inbound']];
+  // Access lines are written in batches (every 250 ms at most).
+  for (let i = 0; i < 20 && !hops.every(([s, d]) => s.traced.some((l) => l.traceId === traceId && l.direction === d)); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  for (const [sidecar, direction] of hops) {
+    const line = sidecar.traced.find((l) => l.traceId === traceId && l.direction === direction);
+    console.log(`   ${sidecar === planner ? 'planner' : 'researcher'}'s meshlet, ${direction.padEnd(8)} ${line?.path ?? '(missing)'}  traceId ${line?.traceId ?? '-'}`);
+  }
+
+  console.log('3. A token stream (SSE) relayed through both sidecars, chunk by chunk:');
   const streamStart = performance.now();
   const stream = await request(`${planner.inbound}/plan/stream`);
   for await (const chunk of stream.body) {
@@ -107,7 +128,7 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log('3. Failing phase: the researcher agent dies');
+  console.log('4. Failing phase: the researcher agent dies');
   const researcherAgent = children[0]!;
   researcherAgent.kill('SIGKILL');
   await new Promise((resolve) => researcherAgent.once('exit', resolve));
@@ -145,7 +166,7 @@ async function main(): Promise<void> {
     );
   }
 
-  console.log('\n4. SIGTERM both sidecars: they drain and exit 0');
+  console.log('\n5. SIGTERM both sidecars: they drain and exit 0');
   planner.child.kill('SIGTERM');
   researcher.child.kill('SIGTERM');
   const codes = await Promise.all([planner.exit, researcher.exit]);

@@ -5,8 +5,10 @@
  * exactly one traceparent naming meshlet's CLIENT span.
  */
 import test from 'ava';
+import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'undici';
+import { WebSocket, WebSocketServer } from 'ws';
 import { startCollector, type Collector, type ReceivedSpan } from './helpers/otlp-collector.ts';
 import type { RequestHandler } from './helpers/servers.ts';
 import { startSidecar, type Fixture } from './helpers/with-sidecar.ts';
@@ -55,6 +57,10 @@ test('one trace across three agents and their sidecars, each upstream seeing one
   const sidecarB = await tracedSidecar(t, collector, 'agent-b', agentB, { 'agent-c': sidecarC.inbound });
   outboundB = sidecarB.outbound;
   const sidecarA = await tracedSidecar(t, collector, 'agent-a', (_req, res) => res.end(), { 'agent-b': sidecarB.inbound });
+
+  // A scrape asking for OpenMetrics makes meshlet keep exemplars from then on.
+  const openMetrics = { accept: 'application/openmetrics-text;version=1.0.0' };
+  await (await request(`${sidecarA.metrics}/metrics`, { headers: openMetrics })).body.text();
 
   // Agent A, inside its own span, calls agent B through its sidecar's outbound listener.
   const res = await request(`${sidecarA.outbound}/ask`, {
@@ -129,6 +135,24 @@ test('one trace across three agents and their sidecars, each upstream seeing one
   t.is(line.traceId, TRACE_ID);
   const exported = await sidecarA.sidecar.metrics.registry.getSingleMetricAsString('meshlet_trace_spans_exported_total');
   t.regex(exported, /meshlet_trace_spans_exported_total\{[^}]*\} 2/);
+  // And so does the latency histogram's exemplar.
+  const scraped = await (await request(`${sidecarA.metrics}/metrics`, { headers: openMetrics })).body.text();
+  t.regex(scraped, new RegExp(`^meshlet_request_duration_seconds_bucket\\{[^}]*direction="outbound"[^}]*\\} 1 # \\{trace_id="${TRACE_ID}"\\}`, 'm'));
+});
+
+test('a WebSocket upgrade gets a SERVER span, and the upstream a traceparent naming it', async (t) => {
+  const collector = await startCollector(t);
+  const fixture = await startSidecar(t, { config: () => ({ telemetry: { tracing: { enabled: true } } }), sidecar: { env: collector.env() } });
+  const wss = new WebSocketServer({ server: fixture.upstream.server });
+  t.teardown(() => wss.close());
+  const upgraded = once(wss, 'connection') as Promise<[WebSocket, IncomingMessage]>;
+  const client = new WebSocket(`${fixture.inbound.replace('http', 'ws')}/chat`, { headers: { traceparent: `00-${TRACE_ID}-${AGENT_A_SPAN}-01` } });
+  const [, req] = await upgraded;
+  await once(client, 'open');
+  client.close();
+  const [server] = await collector.waitForSpans(1, (s) => s.attributes['url.path'] === '/chat');
+  t.like(server, { kind: 'server', traceId: TRACE_ID, parentSpanId: AGENT_A_SPAN, attributes: { 'http.response.status_code': 101 } });
+  t.deepEqual(rawValues(req, 'traceparent'), [`00-${TRACE_ID}-${server!.spanId}-01`]);
 });
 
 test('a request without a traceparent starts a trace; an invalid or repeated one is replaced', async (t) => {

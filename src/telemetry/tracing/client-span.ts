@@ -37,11 +37,11 @@ import type { SpanSource, Tracing } from './tracing.ts';
 type Address = { origin: string; host: string; port: number };
 
 export function clientSpan(tracing: Tracing | null, upstream: Upstream): Layer {
-  if (tracing !== null) upstream.onOutcome(endClientSpan);
-  // Each endpoint's host and port, parsed once; forgotten with the endpoint.
-  const addresses = new WeakMap<Endpoint, Address>();
   return (next: Send): Send => {
     if (tracing === null) return next; // off: the layer costs nothing
+    upstream.onOutcome(endClientSpan);
+    // Each endpoint's origin, host and port, parsed once; forgotten with the endpoint.
+    const addresses = new WeakMap<Endpoint, Address>();
     return async function traceAttempt(attempt: Attempt): Promise<Attempt> {
       const trace = attempt.ex.trace;
       const spans = tracing.spans;

@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: meshlet against its peers, in one run, on loopback, with bounded load.
  *
- * Targets: the upstream directly; meshlet (default config, access log on, to /dev/null); the least
- * undici forwarder (the floor for a Node proxy); a bare node-http-proxy with a keep-alive agent;
- * HAProxy when installed. For each: max throughput (wrk if
+ * Targets: the upstream directly; meshlet (default config, access log on, to /dev/null); meshlet with
+ * tracing on, parent-based 10% and always-on sampling, exporting to a collector stand-in
+ * (bench/otlp-sink.js); the least undici forwarder (the floor for a Node proxy); a bare
+ * node-http-proxy with a keep-alive agent; HAProxy when installed. For each: max throughput (wrk if
  * installed, else autocannon) with the CPU time each process spent per request, latency at a fixed
  * 1,000 requests/s (bench/paced.c, evenly spaced and open-loop, when a C compiler is installed; else
  * hey, else autocannon -R), and peak RSS; medians over interleaved
@@ -44,6 +45,10 @@ async function launchMeshlet(port: number, upstream: string, env: Record<string,
     ...env,
   });
 }
+const TRACING_10 = 'meshlet, tracing 10% (parent-based)';
+const TRACING_ALL = 'meshlet, tracing always-on';
+/** What every outbound upstream gets by default, given here to the primary, which the bench drives. */
+const RESILIENCE_ON = { MESHLET__INBOUND__RETRIES__MAXRETRIES: '2', MESHLET__INBOUND__CIRCUITBREAKER__ENABLED: 'true' };
 
 type Result = {
   name: string;
@@ -281,7 +286,7 @@ async function main(): Promise<void> {
     // The bench drives the inbound listener, whose primary gets no retries and no breaker by default;
     // here it gets what every outbound upstream gets by default (2 retries with a budget, a breaker),
     // so that the targets are measured with resilience on. "meshlet, resilience off" shows its cost.
-    { name: 'meshlet', launch: (port) => launchMeshlet(port, upstream, { MESHLET__INBOUND__RETRIES__MAXRETRIES: '2', MESHLET__INBOUND__CIRCUITBREAKER__ENABLED: 'true' }) },
+    { name: 'meshlet', launch: (port) => launchMeshlet(port, upstream, RESILIENCE_ON) },
     { name: RESILIENCE_OFF, launch: (port) => launchMeshlet(port, upstream, {}), crowd: false },
     { name: 'undici floor', launch: async (port) => start(node, [...V8_SIZING, join(ROOT, 'bench/undici-floor.js'), String(port), upstream]) },
     // The baseline as most Node users would run it (Node's defaults): the reference for the target.
@@ -290,6 +295,15 @@ async function main(): Promise<void> {
     { name: TUNED_BASELINE, launch: async (port) => start(node, [...V8_SIZING, join(ROOT, 'bench/http-proxy-baseline.js'), String(port), upstream]) },
   ];
   for (const launcher of launchers) targets.push(await launchTarget(launcher));
+  // Tracing on, in the rounds only: spans go to a collector stand-in in a process of its own (its
+  // work is not meshlet's), every 5 s or 512 spans, as the SDK's defaults have it. The client sends
+  // no traceparent, so every request starts a trace and the sampler decides.
+  const sinkPort = await freePort();
+  start(node, [join(ROOT, 'bench/otlp-sink.js'), String(sinkPort)]);
+  const tracing = { MESHLET__TELEMETRY__TRACING__ENABLED: 'true', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `http://127.0.0.1:${sinkPort}/v1/traces` };
+  const traced = (sampler: Record<string, string>) => (port: number) => launchMeshlet(port, upstream, { ...RESILIENCE_ON, ...tracing, ...sampler });
+  targets.push(await launchTarget({ name: TRACING_10, launch: traced({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.1' }) }));
+  targets.push(await launchTarget({ name: TRACING_ALL, launch: traced({ OTEL_TRACES_SAMPLER: 'always_on' }) }));
 
   if (await has('haproxy')) {
     const haproxyPort = await freePort();
@@ -369,6 +383,13 @@ function report(results: Result[], crowds: Crowd[], idle: Map<string, number>, t
   const paired = median(perRound);
   const cpuPerRound = meshlet.cpuRounds.map((us, i) => baseline.cpuRounds[i]! / us);
   const efficiency = median(cpuPerRound);
+  // Tracing's cost: CPU per request against meshlet with tracing off, paired per round.
+  const tracingCost = (name: string, target: number) => {
+    const traced = results.find((r) => r.name === name)!;
+    const perRound = traced.cpuRounds.map((us, i) => us / meshlet.cpuRounds[i]!);
+    const ratio = median(perRound);
+    return `${name.replace('meshlet, tracing ', '')} **${ratio.toFixed(2)}x** (${traced.cpuUs?.toFixed(0)} µs; target <= ${target}x: ${ratio <= target ? 'met' : 'not met'}; per round ${perRound.map((r) => `${r.toFixed(2)}x`).join(', ')})`;
+  };
   return `# Benchmark results
 
 Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.
@@ -399,6 +420,7 @@ Targets:
   CPU per request (the steadier figure on a shared machine): meshlet ${meshlet.cpuUs?.toFixed(0)} µs, node-http-proxy ${baseline.cpuUs?.toFixed(0)} µs, undici floor ${floorResult.cpuUs?.toFixed(0)} µs: meshlet does a request for **${efficiency.toFixed(2)}x** less CPU than node-http-proxy (median of the per-round ratios ${cpuPerRound.map((r) => `${r.toFixed(2)}x`).join(', ')}), and takes **${(meshlet.cpuUs! / floorResult.cpuUs!).toFixed(2)}x** the floor's (target <= 1.3x: ${meshlet.cpuUs! / floorResult.cpuUs! <= 1.3 ? 'met' : 'not met'})
 - p99 latency added over direct at 1,000 req/s <= the floor's + 0.5 ms: **${added.toFixed(2)} ms** against ${(floorResult.fixedP99 - direct.fixedP99 + 0.5).toFixed(2)} ms (${added <= floorResult.fixedP99 - direct.fixedP99 + 0.5 ? 'met' : 'not met'}; per round ${addedPerRound.map((a) => a.toFixed(2)).join(', ')} ms); the undici floor adds ${(floorResult.fixedP99 - direct.fixedP99).toFixed(2)} ms, node-http-proxy ${(baseline.fixedP99 - direct.fixedP99).toFixed(2)} ms${haproxy ? `, HAProxy ${(haproxy.fixedP99 - direct.fixedP99).toFixed(2)} ms` : ''}; direct's own p99 is ${direct.fixedP99.toFixed(2)} ms. p50 added: meshlet ${(meshlet.fixedP50 - direct.fixedP50).toFixed(2)} ms, the floor ${(floorResult.fixedP50 - direct.fixedP50).toFixed(2)} ms
 - The resilience layers' own cost (retries, budget, breaker on the request path, nothing failing): CPU per request **${resilienceCost.toFixed(2)}x** that of meshlet without them (median of the per-round ratios; ${meshlet.cpuUs?.toFixed(0)} against ${resilienceOff.cpuUs?.toFixed(0)} µs).
+- Tracing, CPU per request against meshlet with tracing off (${meshlet.cpuUs?.toFixed(0)} µs, the meshlet row: compare it with earlier runs for tracing off, which loads nothing of OpenTelemetry): ${tracingCost(TRACING_10, 1.15)}; ${tracingCost(TRACING_ALL, 1.5)}
 - RSS with ${CROWD} requests held <= 1.5x a bare node:http server holding the same: **${(meshletHeld / bare.heldMB).toFixed(2)}x** (${meshletHeld.toFixed(0)} MB against ${bare.heldMB.toFixed(0)} MB; ${meshletHeld <= 1.5 * bare.heldMB ? 'met' : 'not met'}); busy, ${peak.toFixed(0)} MB against ${Math.max(bare.heldMB, bare.busyMB).toFixed(0)} MB
 `;
 }

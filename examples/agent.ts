@@ -91,7 +91,11 @@ async function planner(req: IncomingMessage, res: ServerResponse): Promise<void>
   }
   const upstream = await request(`${outbound}${route.path}`, {
     method: route.method,
-    headers: { host: route.host, 'x-request-id': String(req.headers['x-request-id'] ?? ''), 'idempotency-key': String(req.headers['x-request-id'] ?? '') },
+    headers: {
+      host: route.host, 'x-request-id': String(req.headers['x-request-id'] ?? ''), 'idempotency-key': String(req.headers['x-request-id'] ?? ''),
+      // Passing on the traceparent it received keeps the callee's work in the caller's trace.
+      traceparent: req.headers.traceparent ?? '',
+    },
   });
   res.statusCode = upstream.statusCode;
   res.setHeader('content-type', String(upstream.headers['content-type'] ?? 'application/json'));

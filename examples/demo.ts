@@ -6,12 +6,14 @@
  *              planner agent ──► planner's meshlet (outbound, Host: researcher | summarize.skill)
  *                            ──► researcher #1's or #2's meshlet (inbound) ──► that researcher
  *
- * Phases: calls by name, by skill, `meshlet agents`, an SSE token stream; researcher #1's sidecar
+ * Phases: calls by name, by skill, `meshlet agents`, one trace id across three hops, an SSE token
+ * stream; researcher #1's sidecar
  * killed with -9 mid-traffic, and traffic moving to #2; retries hiding a flaky model; researcher #2's
  * agent dying (the planner's breaker opens, then closes once it is back); a summary from the
  * sidecars' own /metrics; a graceful SIGTERM of every sidecar (each deregisters first), and exit.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +32,7 @@ function startAgent(args: string[]): ChildProcess {
   return child;
 }
 
-type Line = { msg: string; type?: string; id?: string; service?: string };
+type Line = { msg: string; type?: string; id?: string; service?: string; direction?: string; path?: string; traceId?: string };
 type Sidecar = { child: ChildProcess; inbound: string; outbound: string; admin: string; accessLines: number; lines: Line[]; exit: Promise<number | null>; next: (msg: string) => Promise<Line> };
 
 /** Run `meshlet run` with ports from the OS and the demo's registry file; resolves once it started. */
@@ -47,6 +49,10 @@ async function startSidecar(config: string, primaryPort: number): Promise<Sideca
       MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
       MESHLET__REGISTRY__SQLITE__PATH: join(REGISTRY_DIR, 'registry.db'),
       NODE_NO_WARNINGS: '1', // node:sqlite says it is experimental, once per process
+      // Tracing on, with no collector to send to: spans are made and propagated, and the access log
+      // names each request's trace.
+      MESHLET__TELEMETRY__TRACING__ENABLED: 'true',
+      OTEL_TRACES_EXPORTER: 'none',
     },
   });
   children.push(child);
@@ -136,7 +142,20 @@ async function main(): Promise<void> {
   const table = execFileSync(process.execPath, [CLI, 'agents', '--admin', planner.admin], { encoding: 'utf8' });
   console.log(table.trimEnd().replace(/^(?=.)/gm, '   '));
 
-  console.log('4. A token stream (SSE) relayed through both sidecars, chunk by chunk:');
+  console.log("4. One trace: the client's traceparent, through the planner, to a researcher");
+  const traceId = randomBytes(16).toString('hex');
+  await (await request(`${planner.inbound}/plan`, { method: 'POST', headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } })).body.text();
+  const traced = (s: Sidecar, direction: string) => s.lines.find((l) => l.type === 'access' && l.traceId === traceId && l.direction === direction);
+  const hops: [string, () => Line | undefined][] = [
+    ["planner's meshlet, inbound ", () => traced(planner, 'inbound')],
+    ["planner's meshlet, outbound", () => traced(planner, 'outbound')],
+    ["a researcher's meshlet, inbound", () => traced(one, 'inbound') ?? traced(two, 'inbound')],
+  ];
+  // Access lines are written in batches (every 250 ms at most).
+  for (let i = 0; i < 20 && !hops.every(([, find]) => find() !== undefined); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  for (const [name, find] of hops) console.log(`   ${name.padEnd(32)} ${find()?.path ?? '(missing)'}  traceId ${find()?.traceId ?? '-'}`);
+
+  console.log('5. A token stream (SSE) relayed through both sidecars, chunk by chunk:');
   const streamStart = performance.now();
   const stream = await request(`${planner.inbound}/plan/stream`, { method: 'POST' });
   for await (const chunk of stream.body) {
@@ -145,7 +164,7 @@ async function main(): Promise<void> {
     }
   }
 
-  console.log("5. researcher-1's sidecar is killed with -9 while calls keep coming (one every 50 ms):");
+  console.log("6. researcher-1's sidecar is killed with -9 while calls keep coming (one every 50 ms):");
   const timeline: { at: number; answer: string }[] = [];
   const killedAt = performance.now();
   one.child.kill('SIGKILL');
@@ -161,7 +180,7 @@ async function main(): Promise<void> {
   console.log(`   until then: ${tally(before)}   (a connect failure is retried on the sibling)`);
   console.log(`   from then on: ${tally(after)}`);
 
-  console.log("6. Retries: researcher-2's model answers 503 to every 3rd call");
+  console.log("7. Retries: researcher-2's model answers 503 to every 3rd call");
   await (await request(`http://127.0.0.1:${ports.two}/flaky?every=3`, { method: 'POST' })).body.text();
   const flaky = [];
   for (let i = 0; i < 30; i++) flaky.push(await call(planner, '/plan'));
@@ -169,7 +188,7 @@ async function main(): Promise<void> {
   const retries = sum(await (await request(`${planner.admin}/metrics`)).body.text(), 'meshlet_retries_total', { reason: '503' });
   console.log(`   30 calls → ${tally(flaky)}: the planner's meshlet retried ${retries} 503s (POSTs with an Idempotency-Key), within its budget`);
 
-  console.log("7. researcher-2's agent dies: its meshlet answers 502, and the planner's breaker opens");
+  console.log("8. researcher-2's agent dies: its meshlet answers 502, and the planner's breaker opens");
   // The demo's breaker window is 2 s (examples/planner.yaml): let the successes above leave it.
   await new Promise((resolve) => setTimeout(resolve, 2_100));
   researcherTwo.kill('SIGKILL');
@@ -199,7 +218,7 @@ async function main(): Promise<void> {
     );
   }
 
-  console.log('\n8. SIGTERM the other sidecars: each deregisters first, drains and exits 0');
+  console.log('\n9. SIGTERM the other sidecars: each deregisters first, drains and exits 0');
   planner.child.kill('SIGTERM');
   two.child.kill('SIGTERM');
   const codes = await Promise.all([planner.exit, two.exit]);

@@ -111,7 +111,7 @@ async function run(config: MeshletConfig, file: string, env: NodeJS.ProcessEnv):
   // A reload reads the file again, with the same environment overrides; the loader (YAML, zod) is
   // loaded only then.
   const configSource = async () => (await import('./config/load.ts')).loadConfigFile(file, env);
-  const sidecar = new Sidecar(config, { configSource, watchFile: file });
+  const sidecar = new Sidecar(config, { configSource, watchFile: file, env });
   process.on('SIGHUP', () => void sidecar.reload('SIGHUP'));
   installLastResort({ logger: sidecar.logger, counter: sidecar.metrics.uncaughtErrors, flush: () => sidecar.flushLogs() });
   // Lines still waiting for a full stdout (the last lifecycle events, a fatal error) get a last chance.

@@ -4,9 +4,9 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import type { Env } from './config/env.ts';
 import type { MeshletConfig } from './config/schema.ts';
 import { createAdminRoutes, readOnlyRoutes } from './admin/routes.ts';
-import { unbuiltKeys } from './config/unbuilt.ts';
 import { PublishedCard } from './discovery/agent-card.ts';
 import { Discovery } from './discovery/discovery.ts';
 import { createAdminServer } from './admin/server.ts';
@@ -26,6 +26,7 @@ import type { Upstream } from './upstream/upstream.ts';
 import { AccessLog } from './telemetry/access-log.ts';
 import { LogWriter } from './telemetry/log-writer.ts';
 import { Metrics } from './telemetry/metrics.ts';
+import { Tracing } from './telemetry/tracing/tracing.ts';
 
 export type SidecarOptions = {
   /** Where JSON logs go (default: stdout, through log-writer.ts). Tests pass a sink they own. */
@@ -40,6 +41,8 @@ export type SidecarOptions = {
   configSource?: ConfigSource;
   /** The config file to watch: a change reloads (the CLI passes the file it started with). */
   watchFile?: string;
+  /** Where tracing reads its OTEL_* variables (default: `process.env`). */
+  env?: Env;
 };
 
 export type Readiness = { ready: boolean; reasons: string[] };
@@ -63,6 +66,8 @@ export class Sidecar {
   addresses: { inbound: AddressInfo; outbound: AddressInfo; admin: AddressInfo; metrics: AddressInfo } | null = null;
   private stopping: Promise<void> | null = null;
   private readonly accessLog: AccessLog | null;
+  /** null when tracing is off; its SDK is loaded by start(). */
+  readonly tracing: Tracing | null;
   /** stdout's writer, unless a test passed its own destination. */
   private readonly logWriter: LogWriter | null;
   /** The config in force; a reload replaces it. */
@@ -86,6 +91,7 @@ export class Sidecar {
     this.logger = pino({ base: { service: config.service.name }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
     const { accessLog } = config.telemetry;
     this.accessLog = accessLog.enabled ? new AccessLog(destination, config.service.name, accessLog) : null;
+    this.tracing = Tracing.create({ config, env: options.env ?? process.env, metrics: this.metrics, logger: this.logger });
     this.runtime = {
       config,
       metrics: this.metrics,
@@ -94,6 +100,7 @@ export class Sidecar {
       accessLog: this.accessLog,
       drain: this.drain,
       descriptors: descriptorLimit(),
+      tracing: this.tracing,
       extraLayers: options.extraLayers,
     };
     const card = new PublishedCard();
@@ -117,6 +124,8 @@ export class Sidecar {
 
   /** Start listening (admin first, so /readyz can explain a slow start) and probing the primary. */
   async start(): Promise<this> {
+    // Before any listener, so that the first request is traced.
+    await this.tracing?.start();
     try {
       const admin = await listenOn(this.admin, this.config.admin.listen);
       const metrics = await listenOn(this.metricsListener, this.config.telemetry.metrics.listen, 'metrics');
@@ -137,8 +146,6 @@ export class Sidecar {
         (error) => this.logger.warn({ err: error, file }, 'cannot watch the config file: reload with SIGHUP or POST /reload'),
       );
     }
-    const unbuilt = unbuiltKeys(this.config);
-    if (unbuilt.length > 0) this.logger.warn({ keys: unbuilt }, 'these config keys are accepted but not built yet: they have no effect');
     const { admin, metrics } = this.addresses;
     this.logger.info({ admin: `${admin.address}:${admin.port}`, metrics: `${metrics.address}:${metrics.port}` }, 'meshlet started');
     return this;
@@ -222,6 +229,7 @@ export class Sidecar {
     }
     await Promise.all([this.primary.close(), this.upstreams.close(), this.discovery.close()]);
     this.accessLog?.close();
+    await this.tracing?.shutdown();
     this.metrics.close();
     await new Promise<void>((resolve) => this.logger.flush(() => resolve()));
   }

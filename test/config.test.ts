@@ -4,10 +4,9 @@ import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { loadConfigFile, loadConfigText, parseConfig } from '../src/config/load.ts';
+import { loadConfigFile, loadConfigText } from '../src/config/load.ts';
 import { configJsonSchema } from '../src/config/json-schema.ts';
 import { parseDuration, parseSize } from '../src/config/units.ts';
-import { unbuiltKeys } from '../src/config/unbuilt.ts';
 import { closestKey, editDistance } from '../src/config/suggest.ts';
 
 const run = promisify(execFile);
@@ -148,16 +147,3 @@ test('meshlet --help and --version', async (t) => {
   t.is(unknown.code, 2);
 });
 
-test('config keys whose feature is not built yet are named in one warning at start', (t) => {
-  const loaded = parseConfig({
-    service: { name: 'warn' },
-    inbound: { rateLimit: { requestsPerSecond: 5 } },
-    registry: { backend: 'etcd' },
-    upstreams: { found: {} },
-    telemetry: { tracing: { enabled: true } },
-  });
-  if (!loaded.ok) return t.fail(loaded.problems.join('\n'));
-  t.deepEqual(unbuiltKeys(loaded.config), [
-    'telemetry.tracing',
-  ]);
-});

@@ -299,6 +299,7 @@ export const configSchema = z.strictObject({
           sampleSuccesses: z.number().min(0).max(1).prefault(1),
         })
         .prefault({}),
+      // Everything else about tracing (endpoint, sampler, service name) is the standard OTEL_* variables'.
       tracing: z.strictObject({ enabled: z.boolean().prefault(false) }).prefault({}),
     })
     .prefault({}),

@@ -7,6 +7,7 @@
  * `relay()` (the commit point: head and body go to the client) or `discard()` (a layer decided
  * otherwise). Its outcome (outcome.ts) is made once, when it ends, and published to the upstream.
  */
+import type { Span } from '@opentelemetry/api';
 import type { MeshletError } from './errors.ts';
 import type { Exchange } from './exchange.ts';
 import { REJECTED_LABEL, type OutcomeKind, type OutcomeLabel } from './outcome.ts';
@@ -39,6 +40,8 @@ export abstract class Attempt {
   retryable = false;
   /** The failure behind a `failure` or `ignored` outcome, when there is one. */
   failure: MeshletError | null = null;
+  /** Its CLIENT span while tracing, until the outcome ends it (telemetry/tracing/client-span.ts). */
+  span: Span | null = null;
 
   constructor(ex: Exchange, resendCount: number) {
     this.ex = ex;

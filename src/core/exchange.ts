@@ -14,6 +14,7 @@ import { CLIENT_GONE, type MeshletError } from './errors.ts';
 import type { Endpoint } from '../upstream/endpoint.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import type { RouteMetrics } from '../telemetry/metrics.ts';
+import type { ExchangeTrace } from '../telemetry/tracing/server-span.ts';
 
 /** Carries its exchange, so that event listeners shared by all requests can find it via `this`. */
 export class ProxyResponse extends ServerResponse<IncomingMessage> {
@@ -101,6 +102,8 @@ export class Exchange {
   bodyReplay: ReplayableBody | null = null;
   /** A slot held until the exchange finishes (a source's share of the concurrency limit). */
   slot: { release(ex: Exchange): void } | null = null;
+  /** Its SERVER span and the traceparent sent upstream, while tracing (telemetry/tracing/server-span.ts). */
+  trace: ExchangeTrace | null = null;
   private controller: AbortController | null = null;
 
   readonly req: IncomingMessage;

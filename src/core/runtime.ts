@@ -7,6 +7,7 @@ import type { MeshletConfig } from '../config/schema.ts';
 import type { Drain } from '../health/drain.ts';
 import type { AccessLog } from '../telemetry/access-log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import type { Tracing } from '../telemetry/tracing/tracing.ts';
 import type { Clock } from './clock.ts';
 import type { Layer } from './stage.ts';
 import type { Upstream } from '../upstream/upstream.ts';
@@ -21,6 +22,8 @@ export type Runtime = {
   readonly drain: Drain;
   /** The process's soft limit on open files, read once at start: connection limits derive from it. */
   readonly descriptors: number;
+  /** null when tracing is off: its stage and layer then compose to nothing. */
+  readonly tracing: Tracing | null;
   /** Layers added innermost to every upstream's stack, just before sending (tests, embedders). */
   readonly extraLayers?: ((upstream: Upstream) => Layer[]) | undefined;
 };

@@ -11,6 +11,7 @@ import { rateLimit } from '../resilience/rate-limit.ts';
 import { minUploadRate } from '../resilience/upload-rate.ts';
 import { observe } from '../telemetry/observe.ts';
 import { AGENT_CARD_PATH, type PublishedCard } from '../discovery/agent-card.ts';
+import { serverSpan } from '../telemetry/tracing/server-span.ts';
 import { Upstream } from '../upstream/upstream.ts';
 import { checkFraming } from './framing.ts';
 import { forwardToUpstream } from './forward.ts';
@@ -49,6 +50,8 @@ export function createInbound(runtime: Runtime, card: Readonly<PublishedCard> = 
   // Per request, outermost first:
   //   observe       metrics and access log: sees every outcome, local replies included, and times
   //                 the whole exchange;
+  //   server span   the request's SERVER span, continuing the client's trace; around rescue, so that
+  //                 local replies are recorded on it (nothing when tracing is off);
   //   rescue        the one place errors become replies, inside observe so replies are recorded;
   //   framing       refuse ambiguous requests (and those the parser refused) before anything acts;
   //   drain         refuse new work while shutting down;
@@ -61,6 +64,7 @@ export function createInbound(runtime: Runtime, card: Readonly<PublishedCard> = 
     const limit = new ConcurrencyLimit(settings.limits.maxConcurrentRequests, settings.limits.maxSourceShare);
     const stages: Stage[] = [
       observe('inbound', metrics.route('inbound', PRIMARY), runtime.accessLog),
+      serverSpan(runtime.tracing),
       rescue(logger),
       checkFraming,
       drain.stage,

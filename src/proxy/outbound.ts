@@ -13,6 +13,7 @@ import { compose, lastStep, type Handler, type Stage } from '../core/stage.ts';
 import { ConcurrencyLimit } from '../resilience/concurrency.ts';
 import { minUploadRate } from '../resilience/upload-rate.ts';
 import { observe } from '../telemetry/observe.ts';
+import { serverSpan } from '../telemetry/tracing/server-span.ts';
 import { UpstreamTable } from '../upstream/table.ts';
 import { checkFraming } from './framing.ts';
 import { TerminatedTunnels } from './connect.ts';
@@ -47,6 +48,7 @@ export function createOutbound(runtime: Runtime): Outbound {
     const limit = new ConcurrencyLimit(settings.limits.maxConcurrentRequests, settings.limits.maxSourceShare);
     const stages: Stage[] = [
       observe('outbound', metrics.route('outbound', 'unknown'), runtime.accessLog),
+      serverSpan(runtime.tracing),
       rescue(logger),
       checkFraming,
       drain.stage,

@@ -5,12 +5,13 @@
  *   retry            another attempt after a retryable failure, when safe and within the budget;
  *   breaker          every attempt asks the upstream's circuit breaker (503 circuit_open when open);
  *   pick             an endpoint for each attempt, or 503 no_healthy_endpoints;
+ *   client span      each attempt's CLIENT span, and the traceparent naming it (nothing when tracing is off);
  *   per-try timeout  each attempt's time to its response head;
  *   send             undici; resolves at the response head, before anything reaches the client
  *                    (the listener's last step then relays it).
  * Retry sits outside the breaker so that every attempt is counted by it and no retry goes into an
- * open one, and outside the pick so that a retry may go to another endpoint. The client span takes
- * its place between pick and per-try timeout when tracing is built.
+ * open one, and outside the pick so that a retry may go to another endpoint. The client span comes
+ * after the pick, which tells where the attempt goes, and spans the per-try timeout it may end in.
  */
 import type { Runtime } from '../core/runtime.ts';
 import { compose, sendAttempt } from '../core/stage.ts';
@@ -19,6 +20,7 @@ import { upstreamConcurrency } from '../resilience/concurrency.ts';
 import { deadline } from '../resilience/deadline.ts';
 import { perTryTimeout } from '../resilience/per-try-timeout.ts';
 import { retry } from '../resilience/retry.ts';
+import { clientSpan } from '../telemetry/tracing/client-span.ts';
 import { pickEndpoint } from '../upstream/balancer.ts';
 import type { UpstreamStack } from '../upstream/upstream.ts';
 
@@ -36,6 +38,7 @@ export function upstreamStack(runtime: Runtime): UpstreamStack {
         retry({ upstream: upstream.name, settings: policy.retries, breaker, clock, metrics: metrics.resilience }),
         guardByBreaker(breaker),
         pickEndpoint(upstream),
+        clientSpan(runtime.tracing, upstream),
         ...(runtime.extraLayers?.(upstream) ?? []),
         perTryTimeout(policy.retries.perTryTimeout),
       ],

@@ -65,8 +65,8 @@ export type FixtureOptions = {
   config?: (upstream: Upstream) => Record<string, unknown>;
   /** Wait until the primary's health check passed (default true). */
   waitReady?: boolean;
-  /** Sidecar options beyond the log sink: a fake clock, extra layers. */
-  sidecar?: Pick<SidecarOptions, 'clock' | 'extraLayers'>;
+  /** Sidecar options beyond the log sink: a fake clock, extra layers, the environment (OTEL_*). */
+  sidecar?: Pick<SidecarOptions, 'clock' | 'extraLayers' | 'env'>;
   /** Export Node process metrics, event-loop lag among them (default false: most tests do not read them). */
   processMetrics?: boolean;
 };

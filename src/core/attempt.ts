@@ -39,6 +39,8 @@ export abstract class Attempt {
   retryable = false;
   /** The failure behind a `failure` or `ignored` outcome, when there is one. */
   failure: MeshletError | null = null;
+  /** The exchange's attempt whose outcome was made before this one's (the access log lists them). */
+  previous: Attempt | null = null;
 
   constructor(ex: Exchange, resendCount: number) {
     this.ex = ex;
@@ -72,6 +74,8 @@ export abstract class Attempt {
     this.label = label;
     this.failure = failure;
     this.ex.outcome = label;
+    this.previous = this.ex.settled;
+    this.ex.settled = this;
     const target = this.ex.target;
     if (target === null) return;
     this.retryable = outcome === 'failure' && target.rules.isRetryable(label);

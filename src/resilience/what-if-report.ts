@@ -4,14 +4,22 @@
  *
  * Definitions (the README's "Tuning breakers and retries" repeats them):
  * - the onset of the outage behind an opening at T (from closed) is the earliest failure F, after the
- *   previous closing, such that failures are at least half of the known outcomes that ended in
- *   [F, T]; "onset to open" is T − F;
- * - the recovery behind a closing at C is the first success of the unbroken run of successes (among
- *   known outcomes) that ended by C; "recovery to close" is C − that success's end;
+ *   previous closing, from which failures were at least half of the known outcomes at every moment
+ *   up to T (so neither a stray failure long before nor a heavy burst reaching back over successes
+ *   moves it); "onset to open" is T − F;
+ * - the recovery behind a closing at C is, likewise, the earliest success R of an attempt sent after
+ *   the opening from which successes were more than half of the known outcomes at every moment up
+ *   to C; "recovery to close" is C − R;
+ * - both look back over known outcomes only, up to the last attempt the live breaker refused: what
+ *   happened while it was open is unknown. For the settings in force, whose open periods are all
+ *   refusals, a closing's recovery is therefore its successful probe (0 ms): the replay cannot
+ *   know when the upstream came back before that;
  * - a false trip is an attempt the breaker refused whose recorded outcome was a success;
  * - a failure let through is an attempt admitted while closed whose recorded outcome was a failure;
  * - "admitted, outcome unknown": an attempt the live breaker refused and this one would have let
- *   through: nobody knows what it would have come to.
+ *   through: nobody knows what it would have come to. Such a probe says nothing, and the breaker
+ *   stays half-open for the next attempt: in effect, the next known outcome decides.
+ * - probes are the half-open probes whose outcome is known.
  * Outcomes are successes and failures as meshlet recorded them (any failure: not only those
  * `failureOn` counts), so that both settings are measured against the same events.
  */
@@ -90,11 +98,11 @@ export function buildReport(history: HistorySnapshot, admitted: Float64Array, in
     upstream: history.upstream,
     from: n === 0 ? null : wall(start),
     to: n === 0 ? null : wall(end),
-    durationMs: Math.round(span),
+    durationMs: round(span),
     outcomes: count,
     ...runs,
     timeline: { bucketMs, succeeded, failed, errorPercent },
-    notes: notes(count, runs),
+    notes: n === 0 ? [] : notes(count, runs, wall(start)),
   };
 }
 
@@ -129,7 +137,7 @@ function runReport(context: Context, settings: BreakerSettings | null, result: R
       else if (kind === REFUSED) report.rejectedUnknown++;
       continue;
     }
-    if (fate === PROBE) report.probes++;
+    if (fate === PROBE && kind !== REFUSED) report.probes++;
     if (kind === REFUSED) {
       report.admittedUnknown++;
       report.firstUnknownMs ??= round(admitted[i]! - start);
@@ -146,13 +154,15 @@ function periods(context: Context, result: ReplayResult): Period[] {
   let state: BreakerState = 'closed';
   let lastClosed = -Infinity;
   let open: Period | null = null;
+  let openedAt = 0;
   for (const t of result.transitions) {
     if (t.to === 'open' && state === 'closed') {
+      openedAt = t.at;
       const onset = onsetBefore(history, t.at, lastClosed);
       open = { openedAt: wall(t.at), closedAt: null, openedMs: round(t.at - start), closedMs: null, onsetToOpenMs: onset === null ? null : round(t.at - onset), recoveryToCloseMs: null };
       found.push(open);
     } else if (t.to === 'closed' && open !== null) {
-      const recovery = recoveryBefore(history, t.at);
+      const recovery = recoveryBefore(history, context.admitted, t.at, openedAt);
       open.closedAt = wall(t.at);
       open.closedMs = round(t.at - start);
       open.recoveryToCloseMs = recovery === null ? null : round(t.at - recovery);
@@ -164,33 +174,37 @@ function periods(context: Context, result: ReplayResult): Period[] {
   return found;
 }
 
-/** The earliest failure after `after` from which failures are ≥ 50% of known outcomes up to `at`. */
+/** The onset of an outage before an opening at `at` (see above), after `after`; null: none found. */
 function onsetBefore(history: HistorySnapshot, at: number, after: number): number | null {
-  const { ends, kinds } = history;
-  let i = lastEndingBy(ends, at);
-  let failures = 0;
-  let known = 0;
-  let onset: number | null = null;
-  for (; i >= 0 && ends[i]! > after; i--) {
-    if (kinds[i] === REFUSED) continue;
-    known++;
-    if (kinds[i] !== FAILED) continue;
-    failures++;
-    if (failures * 2 >= known) onset = ends[i]!;
-  }
-  return onset;
+  return earliestHeldSince(history, null, at, after, FAILED, 0);
 }
 
-/** The end of the first success of the unbroken run of known successes that ended by `at`. */
-function recoveryBefore(history: HistorySnapshot, at: number): number | null {
+/** The recovery before a closing at `at` (see above), among attempts sent after the opening at `after`. */
+function recoveryBefore(history: HistorySnapshot, admitted: Float64Array, at: number, after: number): number | null {
+  return earliestHeldSince(history, admitted, at, after, SUCCEEDED, 1);
+}
+
+/**
+ * The end of the earliest outcome of `kind`, ending in (after, at] and after the last one the live
+ * breaker refused, from which outcomes of `kind` outnumbered the others by at least `margin` at
+ * every moment up to `at`. Scanning back:
+ * `lead` is (kind − others) from entry i to `at`; a start qualifies when `lead` there is at least
+ * `margin` over its largest value at any later start (the lead over [i, X] is the difference).
+ */
+function earliestHeldSince(history: HistorySnapshot, sentAfter: Float64Array | null, at: number, after: number, kind: number, margin: number): number | null {
   const { ends, kinds } = history;
-  let recovery: number | null = null;
-  for (let i = lastEndingBy(ends, at); i >= 0; i--) {
-    if (kinds[i] === REFUSED) continue;
-    if (kinds[i] !== SUCCEEDED) break;
-    recovery = ends[i]!;
+  let lead = 0;
+  let mostLater = 0;
+  let found: number | null = null;
+  for (let i = lastEndingBy(ends, at); i >= 0 && ends[i]! > after; i--) {
+    // Nothing is known of what the live breaker refused: the span is not bridged.
+    if (kinds[i] === REFUSED) break;
+    if (sentAfter !== null && sentAfter[i]! <= after) continue;
+    mostLater = Math.max(mostLater, lead);
+    lead += kinds[i] === kind ? 1 : -1;
+    if (kinds[i] === kind && lead - mostLater >= margin) found = ends[i]!;
   }
-  return recovery;
+  return found;
 }
 
 /** Index of the last entry that ended at or before `at` (-1: none). */
@@ -218,13 +232,13 @@ function states(transitions: ReplayResult['transitions'], start: number, end: nu
   return bands;
 }
 
-function notes(count: WhatIfReport['outcomes'], runs: { inForce: RunReport; candidate: RunReport }): string[] {
+function notes(count: WhatIfReport['outcomes'], runs: { inForce: RunReport; candidate: RunReport }, from: string): string[] {
   const said: string[] = ['both replays start closed with an empty window at the first outcome, whatever the live breaker was in then'];
   if (count.refusedByBreaker > 0) said.push(`${count.refusedByBreaker} attempts were refused by the live breaker: their outcome is unknown`);
   for (const [name, run] of Object.entries(runs)) {
     if (run.admittedUnknown === 0) continue;
-    const at = (run.firstUnknownMs! / 1000).toFixed(1);
-    said.push(`${name === 'inForce' ? 'in force' : 'the candidate'} would have let through ${run.admittedUnknown} of them (admitted, outcome unknown: counted neither way): from ${at}s on, its figures are estimates`);
+    const at = new Date(Date.parse(from) + run.firstUnknownMs!).toISOString();
+    said.push(`${name === 'inForce' ? 'in force' : 'the candidate'} would have let through ${run.admittedUnknown} of them (admitted, outcome unknown: counted neither way); from ${at} on, its figures are estimates`);
   }
   return said;
 }

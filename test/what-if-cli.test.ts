@@ -68,9 +68,10 @@ test('--admin: the running sidecar replays its history; the in-force replay is w
   const live = liveTransitions(fixture);
   t.deepEqual(report.inForce.transitions.map((x) => x.to), live.map((x) => x.to));
   for (const [i, replayed] of report.inForce.transitions.entries()) {
-    // Opening and closing happen at an outcome: the same moment (the log's time is whole ms); the
-    // half-open is opossum's real timer, late by up to the event loop's delay.
-    const slack = replayed.to === 'half_open' ? 100 : 2;
+    // Opening and closing happen at an outcome, and are logged a few microtasks later (more on a
+    // loaded machine that preempts the process); the half-open is opossum's real timer, late by the
+    // event loop's delay. (test/what-if.test.ts compares exactly, on a fake clock.)
+    const slack = replayed.to === 'half_open' ? 150 : 25;
     t.true(Math.abs(Date.parse(replayed.at) - live[i]!.at) <= slack, `${replayed.to}: replayed ${replayed.at}, live ${new Date(live[i]!.at).toISOString()}`);
   }
   t.is(report.outcomes.refusedByBreaker, 5);

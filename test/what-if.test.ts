@@ -90,3 +90,15 @@ test("failures a window apart: the replay's buckets turn when the live breaker's
   t.deepEqual(report.inForce.transitions, []);
   t.like(report.candidate.periods[0], { openedMs: 97 * 10 }); // 8 of 98 > 8%
 });
+
+test('a candidate that half-opens while the live breaker was open: its probe has no known outcome, holds its place, and the next known outcome decides', async (t) => {
+  const inForce = { errorThresholdPercentage: 50, volumeThreshold: 10, window: '10s', resetTimeout: '400ms' };
+  const live = await playLive(t, inForce, steps(100, (i) => i >= 20 && i < 70));
+  const report = await replay(live, { ...inForce, resetTimeout: '200ms' });
+  // Live: open at step 40, the probe at step 80 closes it. The candidate half-opens at step 60: that
+  // request was refused live, so the candidate's probe has no outcome; steps 61-79 are refused (a
+  // probe is in flight); step 80, known, goes as the probe and closes it.
+  t.deepEqual(report.candidate.transitions.map((x) => [x.ms, x.to]), [[400, 'open'], [600, 'half_open'], [800, 'closed']]);
+  t.like(report.candidate, { admittedUnknown: 1, probes: 1, rejected: 19 + 19, rejectedUnknown: 38, falseTrips: 0 });
+  t.true(report.notes.some((note) => note.startsWith('the candidate would have let through 1 of them')), report.notes.join('\n'));
+});

@@ -7,7 +7,9 @@
  * window's buckets and the reset timer turn when they would have. A failure is awaited until opossum
  * has decided on it (`recordSettled`), as a live breaker decides before the next I/O event.
  * Attempts the live breaker refused have no known outcome: admitted here, they are recorded as
- * saying nothing (like a client gone), and counted as "admitted, outcome unknown".
+ * saying nothing (like a client gone), and counted as "admitted, outcome unknown". Admitted as the
+ * half-open probe, such an attempt holds the probe's place until the next attempt whose outcome is
+ * known (a real probe would be in flight meanwhile, and the others refused): that one decides.
  *
  * Runs in the what-if worker, whose global timers are virtual (virtual-time.ts).
  */
@@ -99,12 +101,18 @@ export async function replay(history: HistorySnapshot, settings: BreakerSettings
   });
   const inFlight: (ReplayAttempt | undefined)[] = new Array(n);
   const spare: ReplayAttempt[] = [];
+  let unknownProbe: ReplayAttempt | null = null;
   let next = 0;
   for (let end = 0; end < n; end++) {
     // Every admission up to this end first (an attempt's own comes before its end).
     while (next < n && admitted[order[next]!]! <= ends[end]!) {
       const i = order[next++]!;
       time.advanceTo(admitted[i]!);
+      if (unknownProbe !== null && kinds[i] !== REFUSED) {
+        unknownProbe.outcome = 'ignored';
+        breaker.record(unknownProbe as unknown as Attempt);
+        unknownProbe = null;
+      }
       const attempt = spare.pop() ?? { outcome: 'pending', label: '', failure: null };
       const halfOpen = breaker.state === 'half_open';
       if (breaker.admit(attempt as unknown as Attempt) !== null) {
@@ -113,7 +121,9 @@ export async function replay(history: HistorySnapshot, settings: BreakerSettings
         continue;
       }
       fates[i] = halfOpen ? PROBE : ADMITTED;
-      if (kinds[i] === REFUSED) {
+      if (kinds[i] === REFUSED && halfOpen) {
+        unknownProbe = attempt;
+      } else if (kinds[i] === REFUSED) {
         // Refused live: what it would have come to is unknown; it says nothing, like a client gone.
         attempt.outcome = 'ignored';
         breaker.record(attempt as unknown as Attempt);

@@ -17,8 +17,9 @@
  * - a false trip is an attempt the breaker refused whose recorded outcome was a success;
  * - a failure let through is an attempt admitted while closed whose recorded outcome was a failure;
  * - "admitted, outcome unknown": an attempt the live breaker refused and this one would have let
- *   through: nobody knows what it would have come to. Such a probe says nothing, and the breaker
- *   stays half-open for the next attempt: in effect, the next known outcome decides.
+ *   through: nobody knows what it would have come to. Such a probe holds its place (the others are
+ *   refused) until the next attempt whose outcome is known, which then goes as the probe: in
+ *   effect, the next known outcome decides.
  * - probes are the half-open probes whose outcome is known.
  * Outcomes are successes and failures as meshlet recorded them (any failure: not only those
  * `failureOn` counts), so that both settings are measured against the same events.
@@ -234,11 +235,11 @@ function states(transitions: ReplayResult['transitions'], start: number, end: nu
 
 function notes(count: WhatIfReport['outcomes'], runs: { inForce: RunReport; candidate: RunReport }, from: string): string[] {
   const said: string[] = ['both replays start closed with an empty window at the first outcome, whatever the live breaker was in then'];
-  if (count.refusedByBreaker > 0) said.push(`${count.refusedByBreaker} attempts were refused by the live breaker: their outcome is unknown`);
+  if (count.refusedByBreaker > 0) said.push(`${count.refusedByBreaker.toLocaleString('en')} attempts were refused by the live breaker: their outcome is unknown`);
   for (const [name, run] of Object.entries(runs)) {
     if (run.admittedUnknown === 0) continue;
     const at = new Date(Date.parse(from) + run.firstUnknownMs!).toISOString();
-    said.push(`${name === 'inForce' ? 'in force' : 'the candidate'} would have let through ${run.admittedUnknown} of them (admitted, outcome unknown: counted neither way); from ${at} on, its figures are estimates`);
+    said.push(`${name === 'inForce' ? 'in force' : 'the candidate'} would have let through ${run.admittedUnknown.toLocaleString('en')} of them (admitted, outcome unknown: counted neither way); from ${at} on, its figures are estimates`);
   }
   return said;
 }

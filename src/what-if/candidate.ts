@@ -67,9 +67,11 @@ export function candidateSettings(upstream: string, overlay: unknown, inForce: B
   return { ok: true, value: { ...base, ...picked } };
 }
 
-/** The settings in force for `upstream` in a parsed config: null when its breaker is off or it is unknown. */
-export function settingsInForce(config: MeshletConfig, upstream: string): BreakerSettings | null | undefined {
-  if (upstream !== PRIMARY && !Object.hasOwn(config.upstreams, upstream)) return undefined;
+/**
+ * The settings in force for `upstream` in a parsed config (null: its breaker is off). A name the
+ * config does not list (found in the registry) has the defaults.
+ */
+export function settingsInForce(config: MeshletConfig, upstream: string): BreakerSettings | null {
   const { enabled, ...settings } = breakerOf(config, upstream);
   return enabled ? settings : null;
 }

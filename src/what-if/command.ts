@@ -99,7 +99,6 @@ async function fromLogs(files: string[], upstream: string, overlay: Record<strin
   const loaded = await loadConfigFile(file, env);
   if (!loaded.ok) return loaded;
   const inForce = settingsInForce(loaded.config, upstream);
-  if (inForce === undefined) return { ok: false, problems: [`${file}: no upstream "${upstream}" (names: primary, ${Object.keys(loaded.config.upstreams).join(', ')})`] };
   const candidate = candidateSettings(upstream, overlay, inForce);
   if (!candidate.ok) return candidate;
   let rebuilt;
@@ -108,9 +107,12 @@ async function fromLogs(files: string[], upstream: string, overlay: Record<strin
   } catch (error) {
     return { ok: false, problems: [`cannot read the log: ${(error as Error).message}`] };
   }
-  if (rebuilt.history.ends.length === 0) return { ok: false, problems: [`no outcomes of "${upstream}" in ${files.join(', ')}${rebuilt.lines > 0 ? ' in that span' : ''}`] };
+  if (rebuilt.history.ends.length === 0) {
+    const known = ['primary', ...Object.keys(loaded.config.upstreams)].join(', ');
+    return { ok: false, problems: [`no outcomes of "${upstream}" in ${files.join(', ')}${rebuilt.lines > 0 ? ' in that span' : ` (configured: ${known})`}`] };
+  }
   const report = await whatIf(rebuilt.history, inForce, candidate.value);
-  report.notes.push(`rebuilt from ${rebuilt.lines} access-log lines: times to the millisecond (events within one may replay in another order), and requests left out by sampleSuccesses are missing`);
+  report.notes.push(`rebuilt from ${rebuilt.lines.toLocaleString('en')} access-log lines: times to the millisecond (events within one may replay in another order), and requests left out by sampleSuccesses are missing`);
   return { ok: true, value: report };
 }
 

@@ -46,7 +46,7 @@ async function scenario(t: ExecutionContext, inForce: BreakerConfig, candidate: 
   return { report, liveInForce, liveCandidate };
 }
 
-test('a clean outage and recovery: when each setting opens and closes, what it refused and let through', async (t) => {
+test.serial('a clean outage and recovery: when each setting opens and closes, what it refused and let through', async (t) => {
   const inForce = { errorThresholdPercentage: 50, volumeThreshold: 10, window: '10s', resetTimeout: '400ms' };
   const candidate = { ...inForce, resetTimeout: '800ms' };
   // 20 successes, a 50-request outage, then the upstream is back.
@@ -65,7 +65,7 @@ test('a clean outage and recovery: when each setting opens and closes, what it r
   t.like(report.candidate.periods[0], { openedMs: 40 * 10, closedMs: 120 * 10, recoveryToCloseMs: 400 });
 });
 
-test('a 30% error flutter opens a 25% breaker again and again, and a 50% one never', async (t) => {
+test.serial('a 30% error flutter opens a 25% breaker again and again, and a 50% one never', async (t) => {
   const inForce = { errorThresholdPercentage: 50, volumeThreshold: 10, window: '1s', resetTimeout: '250ms' };
   const candidate = { ...inForce, errorThresholdPercentage: 25 };
   const { report } = await scenario(t, inForce, candidate, steps(300, (i) => [2, 5, 8].includes(i % 10)));
@@ -73,7 +73,7 @@ test('a 30% error flutter opens a 25% breaker again and again, and a 50% one nev
   t.true(report.candidate.periods.length >= 2, 'the candidate flaps');
 });
 
-test('a burst of failures below volumeThreshold does not open the breaker; a lower threshold does', async (t) => {
+test.serial('a burst of failures below volumeThreshold does not open the breaker; a lower threshold does', async (t) => {
   const inForce = { errorThresholdPercentage: 50, volumeThreshold: 20, window: '10s', resetTimeout: '300ms' };
   const candidate = { ...inForce, volumeThreshold: 5 };
   const { report } = await scenario(t, inForce, candidate, steps(80, (i) => i >= 3 && i < 11));
@@ -81,7 +81,7 @@ test('a burst of failures below volumeThreshold does not open the breaker; a low
   t.is(report.candidate.periods.length, 1);
 });
 
-test("failures a window apart: the replay's buckets turn when the live breaker's did", async (t) => {
+test.serial("failures a window apart: the replay's buckets turn when the live breaker's did", async (t) => {
   // Live, the first 5 failures leave the 1 s window at its 10th turn, 945 ms after the first of them;
   // a replay that turned its buckets elsewhere would still count them with the next 6 and open.
   const inForce = { errorThresholdPercentage: 8, volumeThreshold: 20, window: '1s', resetTimeout: '300ms' };
@@ -91,7 +91,7 @@ test("failures a window apart: the replay's buckets turn when the live breaker's
   t.like(report.candidate.periods[0], { openedMs: 97 * 10 }); // 8 of 98 > 8%
 });
 
-test('a candidate that half-opens while the live breaker was open: its probe has no known outcome, holds its place, and the next known outcome decides', async (t) => {
+test.serial('a candidate that half-opens while the live breaker was open: its probe has no known outcome, holds its place, and the next known outcome decides', async (t) => {
   const inForce = { errorThresholdPercentage: 50, volumeThreshold: 10, window: '10s', resetTimeout: '400ms' };
   const live = await playLive(t, inForce, steps(100, (i) => i >= 20 && i < 70));
   const report = await replay(live, { ...inForce, resetTimeout: '200ms' });

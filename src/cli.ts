@@ -30,6 +30,8 @@ Commands:
   run        run the sidecar
   validate   check a config file: prints "ok", or every problem as "<key path>: <message>"
   agents     the agents and skills a running sidecar knows, as a table (from its admin API)
+  breakers what-if --upstream NAME --set KEY=VALUE ... [--log FILE ... | --admin URL]
+             replay recorded outcomes with candidate breaker settings (meshlet breakers what-if --help)
 
 Options:
   -c, --config FILE   config file (default: $MESHLET_CONFIG, else config/meshlet.yaml)
@@ -43,6 +45,8 @@ Environment:
 `;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv, options: MainOptions = {}): Promise<number> {
+  // A tool with options of its own, loaded only when asked for.
+  if (argv[0] === 'breakers') return (await import('./what-if/command.ts')).breakersCommand(argv.slice(1), env);
   let parsed;
   try {
     parsed = parseArgs({

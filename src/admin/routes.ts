@@ -9,6 +9,7 @@ import type { Upstream } from '../upstream/upstream.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
 import type { ConfigReloads, ReloadReport, ReloadTrigger } from '../reload.ts';
 import type { AdminReply, AdminRoutes } from './server.ts';
+import { createWhatIfRoute, describeHistories, WHAT_IF_PATH } from './what-if-route.ts';
 
 /** What the admin endpoints read: the sidecar's parts, not the sidecar. */
 export type AdminSources = {
@@ -23,6 +24,7 @@ export type AdminSources = {
 };
 
 export function createAdminRoutes(sidecar: AdminSources): AdminRoutes {
+  const whatIf = createWhatIfRoute(sidecar);
   return {
     /** Liveness: the process answers. Never depends on the primary. */
     'GET /healthz': () => ({ status: 200, body: { status: 'alive' } }),
@@ -55,10 +57,16 @@ export function createAdminRoutes(sidecar: AdminSources): AdminRoutes {
       const report = await sidecar.reload('POST /reload');
       return { status: report.result === 'failure' ? 422 : 200, body: report };
     },
-    /** Every breaker: state, window counts and error %, settings, last transition and why. */
-    'GET /breakers': () => ({ status: 200, body: { breakers: breakers(sidecar).map((b) => b.describe()) } }),
-    /** POST /breakers/NAME/open | close | release: force a state (incident response), or let go. */
-    'POST /breakers/*': (req) => forceBreaker(sidecar, req.url ?? ''),
+    /**
+     * Every breaker: state, window counts and error %, settings, last transition and why; and the
+     * outcome histories the what-if replays (entries, bytes).
+     */
+    'GET /breakers': () => ({ status: 200, body: { breakers: breakers(sidecar).map((b) => b.describe()), outcomeHistory: describeHistories(sidecar) } }),
+    /**
+     * POST /breakers/NAME/open | close | release: force a state (incident response), or let go.
+     * POST /breakers/NAME/what-if: replay recent outcomes with candidate settings (what-if-route.ts).
+     */
+    'POST /breakers/*': (req) => (WHAT_IF_PATH.test(req.url ?? '') ? whatIf(req) : forceBreaker(sidecar, req.url ?? '')),
     'GET /upstreams': () => ({
       status: 200,
       body: {
@@ -79,7 +87,7 @@ const FORCE_PATH = /^\/breakers\/([^/?]+)\/(open|close|release)(\?.*)?$/;
 
 function forceBreaker(sidecar: AdminSources, url: string): AdminReply {
   const match = FORCE_PATH.exec(url);
-  if (match === null) return { status: 404, body: { error: 'use POST /breakers/NAME/open, /close or /release' } };
+  if (match === null) return { status: 404, body: { error: 'use POST /breakers/NAME/open, /close, /release or /what-if' } };
   const [, name, action] = match as unknown as [string, string, 'open' | 'close' | 'release'];
   const breaker = breakers(sidecar).find((b) => b.upstream === decodeURIComponent(name));
   if (breaker === undefined) return { status: 404, body: { error: `no breaker for "${name}"`, breakers: breakers(sidecar).map((b) => b.upstream) } };

@@ -301,6 +301,15 @@ export const configSchema = z.strictObject({
         .prefault({}),
       // Everything else about tracing (endpoint, sampler, service name) is the standard OTEL_* variables'.
       tracing: z.strictObject({ enabled: z.boolean().prefault(false) }).prefault({}),
+      /**
+       * Each upstream's recent attempt outcomes (time, success / failure / refused by the breaker,
+       * latency), in memory, for `meshlet breakers what-if`: the last `maxAge` or `maxEntries`,
+       * whichever is fewer (14 bytes each: 100,000 take 1.4 MB). `maxEntries: 0` keeps none;
+       * `maxAge: 0` bounds by count only.
+       */
+      outcomeHistory: z
+        .strictObject({ maxAge: ms('15m'), maxEntries: z.number().int().min(0).max(10_000_000).prefault(100_000) })
+        .prefault({}),
     })
     .prefault({}),
 });

@@ -42,6 +42,8 @@ export abstract class Attempt {
   failure: MeshletError | null = null;
   /** Its CLIENT span while tracing, until the outcome ends it (telemetry/tracing/client-span.ts). */
   span: Span | null = null;
+  /** The exchange's attempt whose outcome was made before this one's (the access log lists them). */
+  previous: Attempt | null = null;
 
   constructor(ex: Exchange, resendCount: number) {
     this.ex = ex;
@@ -75,6 +77,8 @@ export abstract class Attempt {
     this.label = label;
     this.failure = failure;
     this.ex.outcome = label;
+    this.previous = this.ex.settled;
+    this.ex.settled = this;
     const target = this.ex.target;
     if (target === null) return;
     this.retryable = outcome === 'failure' && target.rules.isRetryable(label);

@@ -79,6 +79,8 @@ export class Exchange {
   attempts = 0;
   /** The last attempt's outcome label (core/outcome.ts); '' when no attempt ended. */
   outcome = '';
+  /** The last attempt whose outcome was made; earlier ones through its `previous`. */
+  settled: Attempt | null = null;
   /** ms after start when the response head that was relayed arrived; 0 if none was. */
   firstByteMs = 0;
   /** Status sent to the client; 0 while nothing has been sent. */

@@ -18,6 +18,10 @@
  * - the window is emptied when the breaker closes, as Hystrix and Resilience4j do: the failures that
  *   opened it must not re-open it at the first failure after recovery.
  * `resetTimeout` runs on opossum's own (real) timer.
+ *
+ * The what-if replay (what-if.ts) runs this same adapter on virtual time: it awaits `recordSettled`
+ * so that each failure's decision is made before the next event, and reads transitions through
+ * `onTransition`.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -53,6 +57,14 @@ export interface BreakerMetrics {
   forgetBreaker(breaker: CircuitBreaker): void;
 }
 
+export type BreakerDeps = {
+  clock: Clock;
+  logger: Logger;
+  metrics: BreakerMetrics;
+  /** Told of every transition shown, with the clock's time (the what-if replay collects them). */
+  onTransition?: (to: BreakerState, at: number, reason: string) => void;
+};
+
 /** Buckets in the rolling window (opossum's default). */
 const BUCKETS = 10;
 const STATUS_5XX = /^5\d\d$/;
@@ -82,18 +94,25 @@ export class CircuitBreaker {
   private readonly failureLabels: ReadonlySet<string>;
   private readonly every5xx: boolean;
   private rotationTimer: ClockTimer | null = null;
+  /** When the window's next bucket starts, on the clock: buckets turn at fixed times from `createdAt`. */
+  private nextRotation: number;
+  private readonly onTransition: BreakerDeps['onTransition'];
   /** The half-open probe in flight. */
   private probe: Attempt | null = null;
   private openedAt = 0;
   /** Why the next transition happens, when meshlet causes it. */
   private cause: string | null = null;
+  /** When it was made, on the clock: its window's buckets turn every window/10 from then. */
+  readonly createdAt: number;
 
-  constructor(upstream: string, settings: BreakerSettings, deps: { clock: Clock; logger: Logger; metrics: BreakerMetrics }) {
+  constructor(upstream: string, settings: BreakerSettings, deps: BreakerDeps) {
     this.upstream = upstream;
     this.settings = settings;
     this.clock = deps.clock;
     this.logger = deps.logger;
     this.metrics = deps.metrics;
+    this.onTransition = deps.onTransition;
+    this.createdAt = this.nextRotation = deps.clock.now();
     this.failureLabels = new Set(settings.failureOn);
     this.every5xx = this.failureLabels.has('5xx');
     this.opossum = new OpossumBreaker(recordOutcome, {
@@ -144,18 +163,30 @@ export class CircuitBreaker {
 
   /** Read an attempt's outcome (the upstream's outcome listener). */
   record(attempt: Attempt): void {
+    this.count(attempt);
+  }
+
+  /**
+   * `record`, resolving once opossum has decided on the outcome: a failure's `fire()` settles after
+   * opossum's check whether to open. For the what-if replay, which must see a transition before the
+   * next event, as a live breaker does (the check runs in microtasks, before the next I/O event).
+   */
+  recordSettled(attempt: Attempt): Promise<void> {
+    return this.count(attempt);
+  }
+
+  private count(attempt: Attempt): Promise<void> {
     const counted = this.counts(attempt);
     if (attempt === this.probe) {
       this.probe = null;
       // A probe that said nothing (its client left) leaves the breaker half-open for the next one.
-      if (counted === null || this.forced !== null) return;
+      if (counted === null || this.forced !== null) return RESOLVED;
       if (counted) this.cause = `the half-open probe failed (${attempt.label})`;
       else this.cause = 'the half-open probe succeeded';
-      this.fire(counted);
-      return;
+      return this.fire(counted);
     }
-    if (counted === null || this.forced !== null || !this.opossum.closed) return;
-    this.fire(counted);
+    if (counted === null || this.forced !== null || !this.opossum.closed) return RESOLVED;
+    return this.fire(counted);
   }
 
   /**
@@ -212,13 +243,11 @@ export class CircuitBreaker {
     return this.failureLabels.has(label) || (this.every5xx && STATUS_5XX.test(label));
   }
 
-  private fire(failed: boolean): void {
-    if (failed) {
-      this.opossum.fire(true).then(undefined, ignore);
-      return;
-    }
+  private fire(failed: boolean): Promise<void> {
+    if (failed) return this.opossum.fire(true).then(undefined, ignore);
     this.opossum.emit('fire', NO_ARGS);
     this.opossum.emit('success', undefined, 0);
+    return RESOLVED;
   }
 
   private openError(msLeft: number): MeshletError {
@@ -235,6 +264,7 @@ export class CircuitBreaker {
     const reason = this.cause ?? this.defaultReason(to);
     this.cause = null;
     this.lastTransition = { to: shown, at: new Date().toISOString(), reason };
+    this.onTransition?.(shown, this.clock.now(), reason);
     this.metrics.breakerState(this.upstream, shown);
     this.metrics.breakerTransitions.labels(this.upstream, shown).inc();
     const fields = { upstream: this.upstream, state: shown, reason };
@@ -253,8 +283,13 @@ export class CircuitBreaker {
     for (let i = 0; i < BUCKETS; i++) this.rotation.emit('rotate');
   }
 
+  /**
+   * Buckets turn at fixed times (`createdAt` + k × window/10), not window/10 after the last turn: late
+   * timers do not add up, so the window's boundaries stay where a replay can put them too.
+   */
   private armRotation(): void {
-    const timer = this.clock.setTimeout(rotate, Math.max(1, Math.floor(this.settings.window / BUCKETS)), this);
+    this.nextRotation += Math.max(1, Math.floor(this.settings.window / BUCKETS));
+    const timer = this.clock.setTimeout(rotate, Math.max(0, this.nextRotation - this.clock.now()), this);
     timer.unref?.();
     this.rotationTimer = timer;
   }

@@ -5,6 +5,7 @@
  * it like every other meshlet log line. The path is logged without its query string, which often
  * carries tokens.
  */
+import type { Attempt } from '../core/attempt.ts';
 import type { Exchange } from '../core/exchange.ts';
 import type { Direction } from './metrics.ts';
 import { recordedStatus } from './status.ts';
@@ -50,6 +51,7 @@ const ENDPOINT = ascii(',"endpoint":');
 const ERROR = ascii(',"error":');
 const ATTEMPTS = ascii(',"attempts":');
 const OUTCOME = ascii(',"outcome":');
+const TRIES = ascii(',"tries":');
 const TRACE_ID = ascii(',"traceId":');
 const CLIENT_GONE = ascii(',"clientGone":true');
 const END = ascii(',"msg":"request"}\n');
@@ -87,6 +89,8 @@ export class AccessLog {
   private readonly requestIds: string[] = new Array<string>(BATCH_LINES).fill('');
   private readonly endpoints: (string | null)[] = new Array<string | null>(BATCH_LINES).fill(null);
   private readonly errors: (string | null)[] = new Array<string | null>(BATCH_LINES).fill(null);
+  /** Every attempt's outcome and times, as JSON, when there was more than one. */
+  private readonly tries: (string | null)[] = new Array<string | null>(BATCH_LINES).fill(null);
 
   /** The share of successful requests logged (`telemetry.accessLog.sampleSuccesses`); errors always are. */
   private readonly sampleSuccesses: number;
@@ -126,6 +130,7 @@ export class AccessLog {
     this.requestIds[i] = ex.requestId;
     this.endpoints[i] = ex.endpoint === null ? null : ex.endpoint.url;
     this.errors[i] = ex.error === null ? null : ex.error.code;
+    this.tries[i] = ex.settled?.previous == null ? null : triesJson(ex, ex.settled);
     if (this.count === BATCH_LINES) this.flush();
   }
 
@@ -168,7 +173,8 @@ export class AccessLog {
   private maxBytes(i: number): number {
     const strings =
       this.upstreams[i]!.length + this.methods[i]!.length + this.paths[i]!.length + this.requestIds[i]!.length +
-      (this.endpoints[i]?.length ?? 0) + (this.errors[i]?.length ?? 0) + this.outcomes[i]!.length + this.traceIds[i]!.length;
+      (this.endpoints[i]?.length ?? 0) + (this.errors[i]?.length ?? 0) + this.outcomes[i]!.length + this.traceIds[i]!.length +
+      (this.tries[i]?.length ?? 0);
     return FIXED_BYTES + this.afterTime[this.directions[i]!].length + strings * MAX_BYTES_PER_UNIT;
   }
 
@@ -199,11 +205,34 @@ export class AccessLog {
     if (this.attempts[i]! > 0) at = putUint(out, putField(out, at, ATTEMPTS), this.attempts[i]!);
     const outcome = this.outcomes[i]!;
     if (outcome !== '') at = putJsonString(out, putField(out, at, OUTCOME), outcome);
+    const tries = this.tries[i];
+    if (tries != null) {
+      at = putField(out, at, TRIES);
+      at += out.write(tries, at, 'latin1');
+    }
     const traceId = this.traceIds[i]!;
     if (traceId !== '') at = putJsonString(out, putField(out, at, TRACE_ID), traceId);
     if (this.clientGone[i] === 1) at = putField(out, at, CLIENT_GONE);
     return putField(out, at, END);
   }
+}
+
+/**
+ * A retried exchange's attempts, oldest first: `[{"outcome":"503","startMs":0.4,"endMs":20.1},...]`,
+ * ms from the request's start (sent, or refused, to outcome made): with the line's time, what the
+ * what-if replay needs to rebuild an upstream's history from the log. Labels are plain ASCII.
+ */
+function triesJson(ex: Exchange, last: Attempt): string {
+  const tries: string[] = [];
+  for (let a: Attempt | null = last; a !== null; a = a.previous) {
+    const start = (a.sentAt === 0 ? a.endedAt : a.sentAt) - ex.startedAt;
+    tries.push(`{"outcome":"${a.label}","startMs":${hundredths(start)},"endMs":${hundredths(a.endedAt - ex.startedAt)}}`);
+  }
+  return `[${tries.reverse().join(',')}]`;
+}
+
+function hundredths(ms: number): number {
+  return Math.round(ms * 100) / 100;
 }
 
 /** A response below 400 that reached the client whole: what sampling may leave out. */

@@ -11,6 +11,7 @@ import { OutcomeRules } from '../core/outcome.ts';
 import type { Runtime } from '../core/runtime.ts';
 import type { Send } from '../core/stage.ts';
 import type { CircuitBreaker } from '../resilience/breaker.ts';
+import { OutcomeHistory } from '../resilience/outcome-history.ts';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Direction, Metrics, RouteMetrics } from '../telemetry/metrics.ts';
 import { createLoadBalancer, type LoadBalancer } from './balancer.ts';
@@ -27,8 +28,10 @@ export type OutcomeListener = (attempt: Attempt) => void;
  */
 export type UpstreamStack = (upstream: Upstream, inherited?: CircuitBreaker | null) => { send: Send; breaker: CircuitBreaker | null };
 
-/** What an upstream takes from the runtime (a whole `Runtime` will do). */
-export type UpstreamServices = Pick<Runtime, 'metrics' | 'clock' | 'logger'>;
+/** What an upstream takes from the runtime (a whole `Runtime` will do); without a config, no outcome history. */
+export type UpstreamServices = Pick<Runtime, 'metrics' | 'clock' | 'logger'> & Partial<Pick<Runtime, 'config'>>;
+
+const NO_HISTORY = { maxAge: 0, maxEntries: 0 };
 
 export class Upstream {
   readonly name: string;
@@ -39,6 +42,8 @@ export class Upstream {
   readonly send: Send;
   /** The circuit breaker every attempt asks; null when `circuitBreaker.enabled` is false. */
   readonly breaker: CircuitBreaker | null;
+  /** Recent outcomes, for the what-if replay; a successor (reload) keeps adding to the same one. */
+  readonly history: OutcomeHistory;
   private current: readonly Endpoint[];
   /** The endpoints not ejected, which the balancer picks from; remade only when the set or an ejection changes. */
   private inService: readonly Endpoint[];
@@ -77,6 +82,8 @@ export class Upstream {
     this.onOutcome((attempt) => this.route.attempted(attempt.label));
     this.onOutcome(recordLatency);
     if (this.outliers.enabled) this.onOutcome(this.outliers.observe);
+    this.history = predecessor?.history ?? new OutcomeHistory(name, services.config?.telemetry.outcomeHistory ?? NO_HISTORY, services.clock);
+    if (this.history.settings.maxEntries > 0) this.onOutcome(this.history.record);
     const built = predecessor !== null && sameJson(predecessor.policy.circuitBreaker, policy.circuitBreaker) ? stack(this, predecessor.breaker) : stack(this);
     this.send = built.send;
     this.breaker = built.breaker;

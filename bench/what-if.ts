@@ -10,22 +10,19 @@
  */
 import type { BreakerSettings } from '../src/resilience/breaker.ts';
 import type { HistorySnapshot } from '../src/resilience/outcome-history.ts';
+import { Prng } from '../test/helpers/fuzz/prng.ts';
 
 const useDist = process.argv.includes('--dist');
 const { whatIf } = (await import(useDist ? '../dist/resilience/what-if.js' : '../src/resilience/what-if.ts')) as typeof import('../src/resilience/what-if.ts');
 
+/** A deterministic sequence in [0, 1) (the fuzzing gate's mulberry32): the same every time. */
+function fractions(seed: number): () => number {
+  const prng = new Prng(seed);
+  return () => prng.fraction();
+}
+
 const RATE = 1_000;
 const SECONDS = 15 * 60;
-
-/** A deterministic pseudo-random sequence (mulberry32). */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Failure probability at second `s`. */
 function failureShare(s: number): number {
@@ -36,7 +33,7 @@ function failureShare(s: number): number {
 
 export function syntheticHistory(): HistorySnapshot {
   const n = RATE * SECONDS;
-  const next = random(42);
+  const next = fractions(42);
   const ends = new Float64Array(n);
   const kinds = new Uint8Array(n);
   const labels = new Uint8Array(n);

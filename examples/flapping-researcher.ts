@@ -13,21 +13,18 @@ import type { BreakerSettings } from '../src/resilience/breaker.ts';
 import { FAILED, SUCCEEDED, type HistorySnapshot } from '../src/resilience/outcome-history.ts';
 import { REJECTED, admissionOrder, admissionTimes, replay } from '../src/resilience/replay.ts';
 import { VirtualTime } from '../src/resilience/virtual-time.ts';
+import { Prng } from '../test/helpers/fuzz/prng.ts';
+
+/** A deterministic sequence in [0, 1) (the fuzzing gate's mulberry32): the same every time. */
+function fractions(seed: number): () => number {
+  const prng = new Prng(seed);
+  return () => prng.fraction();
+}
 
 const START = Date.parse('2026-05-12T14:00:00.000Z');
 const MINUTES = 15;
 const PER_SECOND = 40;
 const IN_FORCE: BreakerSettings = { errorThresholdPercentage: 50, volumeThreshold: 20, window: 10_000, resetTimeout: 30_000, failureOn: ['connect-failure', 'reset', 'timeout', '5xx'] };
-
-/** A deterministic pseudo-random sequence (mulberry32): the same log every time. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The share of calls that fail, `s` seconds in. */
 function failing(s: number): number {
@@ -35,7 +32,7 @@ function failing(s: number): number {
   return flapping && s % 60 < 20 ? 0.8 : 0.02;
 }
 
-const next = random(12);
+const next = fractions(12);
 const n = MINUTES * 60 * PER_SECOND;
 // Calls start evenly; each ends after its own latency (failures come back faster).
 const calls = Array.from({ length: n }, (_, i) => {

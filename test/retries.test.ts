@@ -5,7 +5,9 @@
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
 import { request } from 'undici';
+import { BodyReplay } from '../src/resilience/body-replay.ts';
 import { startChaos, type ChaosUpstream } from './helpers/chaos.ts';
 import { closedPort } from './helpers/servers.ts';
 import { startSidecar, type Fixture } from './helpers/with-sidecar.ts';
@@ -184,4 +186,16 @@ test('each retry goes to another endpoint when there is one', async (t) => {
   t.is(a.received.length + b.received.length, 4);
   t.is(a.received.length, 2);
   t.is(b.received.length, 2);
+});
+
+test("a kept body's stream that undici destroys with an error raises nothing uncaught", async (t) => {
+  const client = new Readable({ read() {} });
+  const replay = new BodyReplay(client as unknown as IncomingMessage, 1024);
+  client.push(Buffer.from('abc'));
+  const first = replay.first();
+  first.destroy(new Error('the attempt was reset'));
+  const second = replay.replay();
+  second.destroy(new Error('this one too'));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.true(first.destroyed && second.destroyed);
 });

@@ -54,11 +54,15 @@ export class BodyReplay {
 
   private newStream(): Readable {
     const req = this.req;
-    return new Readable({
+    const stream = new Readable({
       read() {
         if (req.isPaused()) req.resume();
       },
     });
+    // undici destroys an attempt's body with the attempt's error, and reports that error itself; the
+    // stream may outlive undici's own listener (a replaced attempt): its 'error' must never be uncaught.
+    stream.on('error', ignore);
+    return stream;
   }
 
   private onData(chunk: Buffer): void {
@@ -79,3 +83,5 @@ export class BodyReplay {
     if (!this.current.destroyed) this.current.push(null);
   }
 }
+
+function ignore(): void {}

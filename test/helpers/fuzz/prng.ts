@@ -28,6 +28,11 @@ export class Prng {
     return min + this.below(max - min + 1);
   }
 
+  /** A uniform number in [0, 1). */
+  fraction(): number {
+    return this.next() / 0x1_0000_0000;
+  }
+
   chance(probability: number): boolean {
     return this.next() / 0x1_0000_0000 < probability;
   }

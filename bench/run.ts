@@ -8,7 +8,7 @@
  * installed, else autocannon) with the CPU time each process spent per request, latency at a fixed
  * 1,000 requests/s (bench/paced.c, evenly spaced and open-loop, when a C compiler is installed; else
  * hey, else autocannon -R), and peak RSS; medians over interleaved
- * rounds. Then every Node process, fresh and alone, and a bare node:http server take 1,000 concurrent
+ * rounds. Then every Node process, fresh and alone (three times: the held figure is their median), and a bare node:http server take 1,000 concurrent
  * connections for the RSS target. Results go to stdout and bench/RESULTS.md with the
  * machine description. BENCH_SECONDS and BENCH_ROUNDS shorten or lengthen the run.
  */
@@ -28,6 +28,8 @@ const CONNECTIONS = 64;
 const CROWD = 1000;
 const FIXED_RATE = 1000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+/** Fresh processes per target for the held-memory figure (the median is reported). */
+const CROWD_RUNS = 3;
 const children: ChildProcess[] = [];
 // meshlet starts itself with V8_SIZING (bin/meshlet.js). The undici floor, the upstream and a second
 // node-http-proxy get the same, so that they compare code with code; the first node-http-proxy runs
@@ -337,22 +339,30 @@ async function main(): Promise<void> {
     ...launchers.filter((l) => l.crowd !== false),
     { name: 'bare node:http server', launch: async (port) => start(node, [...V8_SIZING, join(ROOT, 'bench/upstream.js'), String(port)]) },
   ];
-  for (const launcher of crowdLaunchers) {
-    const target = await launchTarget(launcher);
-    await waitFor(target.url);
-    const held = await peakRssDuring(target.pid!, maxThroughput(`${target.url}slow`, CROWD));
-    const busy = await peakRssDuring(target.pid!, maxThroughput(target.url, CROWD));
-    process.kill(target.pid!, 'SIGKILL');
-    const crowd = { name: target.name, heldMB: held.peakMB, heldRps: held.result.rps, busyMB: busy.peakMB, busyRps: busy.result.rps, errors: held.result.errors + busy.result.errors };
-    crowds.push(crowd);
-    console.log(`${CROWD} connections  ${target.name.padEnd(34)} held ${crowd.heldMB.toFixed(0)} MB (${Math.round(crowd.heldRps)} req/s), busy ${crowd.busyMB.toFixed(0)} MB (${Math.round(crowd.busyRps)} req/s), ${crowd.errors} errors`);
+  // One process's peak is a single noisy sample (the bare server alone varied 105–115 MB between runs):
+  // "held" is measured CROWD_RUNS times, each in a fresh process, the passes interleaved, and the median
+  // reported; "busy" once, after the first pass's held load, in the same process.
+  for (let pass = 0; pass < CROWD_RUNS; pass++) {
+    for (const [i, launcher] of crowdLaunchers.entries()) {
+      const target = await launchTarget(launcher);
+      await waitFor(target.url);
+      const held = await peakRssDuring(target.pid!, maxThroughput(`${target.url}slow`, CROWD));
+      const busy = pass === 0 ? await peakRssDuring(target.pid!, maxThroughput(target.url, CROWD)) : null;
+      process.kill(target.pid!, 'SIGKILL');
+      if (pass === 0) crowds.push({ name: target.name, heldRuns: [], heldMB: 0, heldRps: held.result.rps, busyMB: busy!.peakMB, busyRps: busy!.result.rps, errors: busy!.result.errors });
+      const crowd = crowds[i]!;
+      crowd.heldRuns.push(held.peakMB);
+      crowd.heldMB = median(crowd.heldRuns);
+      crowd.errors += held.result.errors;
+      console.log(`${CROWD} connections  ${target.name.padEnd(34)} held ${held.peakMB.toFixed(0)} MB (${Math.round(held.result.rps)} req/s)${busy === null ? '' : `, busy ${busy.peakMB.toFixed(0)} MB (${Math.round(busy.result.rps)} req/s)`}, ${crowd.errors} errors so far`);
+    }
   }
 
   await writeFile(join(ROOT, 'bench/RESULTS.md'), report(results, crowds, idle, tool));
   console.log('\nwritten to bench/RESULTS.md');
 }
 
-type Crowd = { name: string; heldMB: number; heldRps: number; busyMB: number; busyRps: number; errors: number };
+type Crowd = { name: string; heldRuns: number[]; heldMB: number; heldRps: number; busyMB: number; busyRps: number; errors: number };
 
 function report(results: Result[], crowds: Crowd[], idle: Map<string, number>, tool: FixedRateTool): string {
   const direct = results.find((r) => r.name === 'direct')!;
@@ -369,7 +379,7 @@ function report(results: Result[], crowds: Crowd[], idle: Map<string, number>, t
       `${(r.rps / baseline.rps).toFixed(2)} | ${r.cpuUs?.toFixed(0) ?? '-'} | ${r.cpuUs ? (baseline.cpuUs! / r.cpuUs).toFixed(2) : '-'} |`,
   );
   const crowdRows = crowds.map(
-    (c) => `| ${c.name} | ${c.heldMB.toFixed(0)} | ${Math.round(c.heldRps)} | ${c.busyMB.toFixed(0)} | ${Math.round(c.busyRps)} | ${c.errors} |`,
+    (c) => `| ${c.name} | ${c.heldMB.toFixed(0)} | ${c.heldRuns.map((mb) => mb.toFixed(0)).join(', ')} | ${Math.round(c.heldRps)} | ${c.busyMB.toFixed(0)} | ${Math.round(c.busyRps)} | ${c.errors} |`,
   );
   const mesh = crowds.find((c) => c.name === 'meshlet')!;
   const bare = crowds.find((c) => c.name === 'bare node:http server')!;
@@ -407,12 +417,12 @@ meshlet runs its default config (access log on, to /dev/null) with the resilienc
 ${rows.join('\n')}
 
 Memory at ${CROWD} concurrent connections (${SECONDS}s of wrk each; peak RSS sampled every 100 ms; each process
-fresh and alone): "held" = every connection waits on a 1 s answer (agents waiting on model calls), then
-"busy" = as fast as they go.
+fresh and alone): "held" = every connection waits on a 1 s answer (agents waiting on model calls): the median of
+${CROWD_RUNS} fresh processes, each run listed; then, in the first of them, "busy" = as fast as they go.
 A proxy holds twice the sockets of the bare server (client side and upstream side).
 
-| process | held: peak RSS MB | held: req/s | busy: peak RSS MB | busy: req/s | errors |
-|---|---|---|---|---|---|
+| process | held: peak RSS MB | held: each run | held: req/s | busy: peak RSS MB | busy: req/s | errors |
+|---|---|---|---|---|---|---|
 ${crowdRows.join('\n')}
 
 Targets:

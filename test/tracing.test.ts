@@ -177,3 +177,34 @@ test('a request without a traceparent starts a trace; an invalid or repeated one
     t.deepEqual(rawValues(received, 'traceparent'), [`00-${server.traceId}-${client.spanId}-01`], path);
   }
 });
+
+test('an unsampled request gets no spans, and each attempt sends the upstream meshlet\'s own traceparent, not sampled', async (t) => {
+  const collector = await startCollector(t);
+  let calls = 0;
+  const fixture = await startSidecar(t, {
+    // The first attempt of each request fails with 503, the retry succeeds.
+    upstream: (_req, res) => {
+      res.statusCode = calls++ % 2 === 0 ? 503 : 200;
+      res.end();
+    },
+    config: () => ({ telemetry: { tracing: { enabled: true } }, inbound: { retries: { maxRetries: 1 } } }),
+    sidecar: { env: collector.env() },
+  });
+  const UNSAMPLED = '0af7651916cd43dd8448eb211c80319c';
+  const answer = await request(`${fixture.inbound}/quiet`, { headers: { traceparent: `00-${UNSAMPLED}-${AGENT_A_SPAN}-00` } });
+  await answer.body.text();
+  t.is(answer.statusCode, 200);
+  const attempts = fixture.upstream.requests.filter((r) => r.url === '/quiet');
+  t.is(attempts.length, 2);
+  const sent = attempts.map((r) => rawValues(r, 'traceparent'));
+  t.is(sent[0]!.length, 1, 'exactly one traceparent');
+  t.deepEqual(sent[1], sent[0], 'the retry names the same (unrecorded) span');
+  const [, traceId, parent, flags] = sent[0]![0]!.split('-');
+  t.is(traceId, UNSAMPLED, 'the trace goes on');
+  t.not(parent, AGENT_A_SPAN, "meshlet's span, not the client's");
+  t.is(flags, '00', 'the upstream follows the decision');
+  // A sampled request after it: once its spans arrive, the unsampled one's would have too.
+  await (await request(`${fixture.inbound}/loud`, { headers: { traceparent: `00-${TRACE_ID}-${AGENT_A_SPAN}-01` } })).body.text();
+  await collector.waitForSpans(3, (s) => s.traceId === TRACE_ID);
+  t.deepEqual(collector.spans.filter((s) => s.traceId === UNSAMPLED), []);
+});

@@ -1,5 +1,5 @@
 /**
- * The client-span layer: a CLIENT span for each attempt, child of the exchange's SERVER span, between
+ * The client-span layer: a CLIENT span for each attempt of a sampled exchange, child of its SERVER span, between
  * picking the endpoint (known now: `server.address`, `url.full`) and the per-try timeout. A retry is
  * an attempt of its own, so a span of its own, with `http.request.resend_count`. The span ends when
  * the attempt's outcome is made (core/outcome.ts): at the end of the response body, or at the failure.
@@ -7,7 +7,8 @@
  * The upstream gets exactly one `traceparent`, naming this attempt's span as its parent: the first
  * attempt puts it in the client's `traceparent`'s place in the headers meshlet sends (or adds it),
  * and each retry overwrites that slot (undici reads the headers when the attempt is dispatched).
- * `tracestate` goes on unchanged.
+ * `tracestate` goes on unchanged. An unsampled exchange's attempts get no span: they send the SERVER
+ * span's `traceparent` (not sampled), so that the upstream follows the decision.
  *
  * Off (no `Tracing`), the layer is not there at all: it returns `next`.
  */
@@ -42,21 +43,28 @@ export function clientSpan(tracing: Tracing | null, upstream: Upstream): Layer {
     upstream.onOutcome(endClientSpan);
     // Each endpoint's origin, host and port, parsed once; forgotten with the endpoint.
     const addresses = new WeakMap<Endpoint, Address>();
-    return async function traceAttempt(attempt: Attempt): Promise<Attempt> {
+    return function traceAttempt(attempt: Attempt): Promise<Attempt> {
       const trace = attempt.ex.trace;
       const spans = tracing.spans;
       if (trace === null || spans === null) return next(attempt);
-      const span = startClientSpan(spans, trace, attempt, addresses);
-      try {
-        return await next(attempt);
-      } catch (error) {
-        // Most failures made the attempt's outcome, which ended the span; one cancelled before it
-        // was sent has no outcome.
-        if (attempt.span === span) endUnsent(attempt, span, error);
-        throw error;
+      if (!trace.recording) {
+        trace.propagate(attempt.ex.head.headers, trace.traceparent);
+        return next(attempt);
       }
+      return recordAttempt(next, startClientSpan(spans, trace, attempt, addresses), attempt);
     };
   };
+}
+
+async function recordAttempt(next: Send, span: Span, attempt: Attempt): Promise<Attempt> {
+  try {
+    return await next(attempt);
+  } catch (error) {
+    // Most failures made the attempt's outcome, which ended the span; one cancelled before it
+    // was sent has no outcome.
+    if (attempt.span === span) endUnsent(attempt, span, error);
+    throw error;
+  }
 }
 
 function startClientSpan(spans: SpanSource, trace: ExchangeTrace, attempt: Attempt, addresses: WeakMap<Endpoint, Address>): Span {
@@ -75,14 +83,7 @@ function startClientSpan(spans: SpanSource, trace: ExchangeTrace, attempt: Attem
     if (attempt.resendCount > 0) span.setAttribute(HTTP_REQUEST_RESEND_COUNT, attempt.resendCount);
   }
   const context = span.spanContext();
-  const traceparent = formatTraceparent(context.traceId, context.spanId, context.traceFlags);
-  const headers = ex.head.headers;
-  if (trace.slot < 0) {
-    headers.push('traceparent', traceparent);
-    trace.slot = headers.length - 1;
-  } else {
-    headers[trace.slot] = traceparent;
-  }
+  trace.propagate(ex.head.headers, formatTraceparent(context.traceId, context.spanId, context.traceFlags));
   return span;
 }
 

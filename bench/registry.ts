@@ -8,14 +8,16 @@
  *   2. C changes (default 200: instances joining and leaving in turn, 25 ms apart) are made while
  *      the W sidecars watch; each change's arrival is read from each sidecar's `instance joined` /
  *      `instance left` log line. Measured: propagation p50 / p99 / max over C × W arrivals.
- *   3. The request path: mean latency of R sequential requests through one sidecar's outbound
- *      listener to an upstream found in the registry, with N other names in its table, and with none.
+ *   3. The request path: the sidecar's CPU time per request over R sequential requests through its
+ *      outbound listener to an upstream found in the registry, with the N other names in its table
+ *      and without them, twice each, alternately, on the same sidecar.
  *   4. Registration to first routed request: a new sidecar logs `registered`; a watching sidecar is
  *      asked for it by name every 2 ms until it routes there. On etcd, and on sqlite (default 1 s poll).
  *
- *   node bench/registry.ts [--instances 1000] [--watchers 4] [--changes 200] [--requests 3000]
+ *   node bench/registry.ts [--instances 1000] [--watchers 4] [--changes 200] [--requests 10000]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -30,7 +32,7 @@ const { values: args } = parseArgs({
     instances: { type: 'string', default: '1000' },
     watchers: { type: 'string', default: '4' },
     changes: { type: 'string', default: '200' },
-    requests: { type: 'string', default: '3000' },
+    requests: { type: 'string', default: '10000' },
   },
 });
 const INSTANCES = Number(args.instances);
@@ -58,6 +60,7 @@ function startSidecar(name: string, endpoints: string[], primary: string, regist
       MESHLET__INBOUND__PRIMARY: primary,
       MESHLET__OUTBOUND__LISTEN: '127.0.0.1:0',
       MESHLET__ADMIN__LISTEN: '127.0.0.1:0',
+      MESHLET__TELEMETRY__METRICS__LISTEN: '127.0.0.1:0',
       MESHLET__TELEMETRY__ACCESSLOG__ENABLED: 'false',
       MESHLET__UPSTREAMS: '{}',
       MESHLET__REGISTRY: JSON.stringify(registry ?? { backend: 'etcd', ttl: '10s', etcd: { endpoints, prefix: PREFIX } }),
@@ -87,13 +90,21 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
-async function meanLatency(outbound: string, host: string): Promise<number> {
+/** The CPU time (user + system) the sidecar spent per request over REQUESTS sequential requests, in µs. */
+async function requestCost(sidecar: Sidecar, outbound: string, host: string): Promise<{ cpuUs: number }> {
   const agent = new Agent({ connections: 1 });
   for (let i = 0; i < 200; i++) await (await request(`${outbound}/x`, { headers: { host }, dispatcher: agent })).body.text();
-  const began = performance.now();
+  const cpuBefore = await cpuSeconds(sidecar.child.pid!);
   for (let i = 0; i < REQUESTS; i++) await (await request(`${outbound}/x`, { headers: { host }, dispatcher: agent })).body.text();
+  const cpuUs = (((await cpuSeconds(sidecar.child.pid!)) - cpuBefore) / REQUESTS) * 1e6;
   await agent.close();
-  return ((performance.now() - began) / REQUESTS) * 1000;
+  return { cpuUs };
+}
+
+/** A process's CPU time so far (user + system), in seconds, from /proc (clock ticks of 10 ms). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function main(): Promise<void> {
@@ -105,9 +116,12 @@ async function main(): Promise<void> {
 
   // 1. N instances, then W sidecars.
   const lease = client.lease(60);
-  for (let i = 0; i < INSTANCES; i += 100) {
-    await Promise.all(Array.from({ length: Math.min(100, INSTANCES - i) }, (_, j) => lease.put(`${PREFIX}agent-${i + j}/agent-${i + j}-0`).value(instance(`agent-${i + j}-0`, `agent-${i + j}`, target)).exec()));
-  }
+  const putAgents = async () => {
+    for (let i = 0; i < INSTANCES; i += 100) {
+      await Promise.all(Array.from({ length: Math.min(100, INSTANCES - i) }, (_, j) => lease.put(`${PREFIX}agent-${i + j}/agent-${i + j}-0`).value(instance(`agent-${i + j}-0`, `agent-${i + j}`, target)).exec()));
+    }
+  };
+  await putAgents();
   await lease.put(`${PREFIX}target/target-0`).value(instance('target-0', 'target', target)).exec();
   const sidecars = Array.from({ length: WATCHERS }, (_, i) => startSidecar(`watcher-${i}`, etcd.endpoints, target));
   const loads = [];
@@ -141,18 +155,30 @@ async function main(): Promise<void> {
   delays.sort((a, b) => a - b);
   console.log(`2. ${CHANGES} changes (joins and leaves) x ${WATCHERS} watching sidecars: propagation p50 ${percentile(delays, 50).toFixed(1)} ms, p99 ${percentile(delays, 99).toFixed(1)} ms, max ${delays.at(-1)!.toFixed(1)} ms`);
 
-  // 3. The request path with N names in the table, and with one.
-  const outbound = `http://${String((await sidecars[0]!.next((l) => l.msg === 'listening' && (l as { listener?: string }).listener === 'outbound') as { address?: string }).address)}`;
-  const many = await meanLatency(outbound, "target");
-  await client.delete().prefix(PREFIX).exec();
-  const alone = startSidecar('alone', etcd.endpoints, target);
-  await alone.next((l) => l.msg === 'registry loaded');
-  await client.put(`${PREFIX}target/target-0`).value(instance('target-0', 'target', target)).exec();
-  await alone.next((l) => l.msg === 'instance joined' && l.id === 'target-0');
-  const aloneOutbound = `http://${String((await alone.next((l) => l.msg === 'listening' && (l as { listener?: string }).listener === 'outbound') as { address?: string }).address)}`;
-  const few = await meanLatency(aloneOutbound, 'target');
-  console.log(`3. ${REQUESTS} sequential requests through outbound to a discovered upstream: ${many.toFixed(0)} µs each with ${INSTANCES + 1} names in the table, ${few.toFixed(0)} µs with 2`);
-
+  // 3. The request path with N names in the table, and with only the sidecars and the target: the
+  //    same sidecar, alternately, the N agents removed and put back in between (no process bias).
+  const first = sidecars[0]!;
+  const outbound = `http://${String((await first.next((l) => l.msg === 'listening' && (l as { listener?: string }).listener === 'outbound') as { address?: string }).address)}`;
+  const seen = async (msg: string, since: number) => {
+    while (first.lines.filter((l) => l.at > since && l.msg === msg && String(l.id).startsWith('agent-')).length < INSTANCES) await new Promise((resolve) => setTimeout(resolve, 20));
+  };
+  const many: number[] = [];
+  const few: number[] = [];
+  for (let pass = 0; pass < 2; pass++) {
+    many.push((await requestCost(first, outbound, 'target')).cpuUs);
+    const removed = performance.now();
+    await client.delete().prefix(`${PREFIX}agent-`).exec();
+    await seen('instance left', removed);
+    few.push((await requestCost(first, outbound, 'target')).cpuUs);
+    if (pass > 0) break;
+    const added = performance.now();
+    await putAgents();
+    await seen('instance joined', added);
+  }
+  const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+  console.log(
+    `3. ${REQUESTS} sequential requests through outbound to a discovered upstream, twice each, on one sidecar: CPU per request with ${INSTANCES} more names in the table ${many.map((us) => us.toFixed(0)).join(', ')} µs, without ${few.map((us) => us.toFixed(0)).join(', ')} µs (ratio of the means ${(mean(many) / mean(few)).toFixed(2)}x)`,
+  );
 
   // 4. Registration to first routed request.
   const dir = await tempDir(hooks, 'meshlet-bench-');
@@ -160,7 +186,7 @@ async function main(): Promise<void> {
   const sqliteWatcher = startSidecar('sqlite-watcher', [], target, sqlite);
   await sqliteWatcher.next((l) => l.msg === 'registry loaded');
   const results = [];
-  for (const [backend, watcher, registry] of [['etcd', alone, undefined], ['sqlite', sqliteWatcher, sqlite]] as const) {
+  for (const [backend, watcher, registry] of [['etcd', first, undefined], ['sqlite', sqliteWatcher, sqlite]] as const) {
     const watcherOutbound = `http://${String((await watcher.next((l) => l.msg === 'listening' && (l as { listener?: string }).listener === 'outbound') as { address?: string }).address)}`;
     const samples = [];
     for (let i = 0; i < 5; i++) samples.push(await registrationToRoute(`newcomer-${backend}-${i}`, etcd.endpoints, target, registry, watcherOutbound));

@@ -176,13 +176,19 @@ test('drain stage: requests pass until drain begins, then get 503 draining', asy
   t.is((error as MeshletError).code, 'draining');
 });
 
+/** As the listener runs the stages: the exchange's slot is given back when it finishes, whatever the outcome. */
+function finishing(handler: Handler): Handler {
+  return (ex) => handler(ex).finally(() => ex.slot?.release(ex));
+}
+
 test('concurrency stage: over the limit is 503 overloaded; every slot comes back, after failures too', async (t) => {
   const limit = new ConcurrencyLimit(2);
   const releases: (() => void)[] = [];
   const held: Handler = () => new Promise((resolve, reject) => releases.push(() => (releases.length % 2 ? resolve() : reject(new Error('x')))));
-  const handle = compose([limit.stage], held);
+  const handle = finishing(compose([limit.stage], held));
   const first = handle({} as Exchange).catch(() => {});
   const second = handle({} as Exchange).catch(() => {});
+  t.is(limit.inFlight, 2);
   const third = await t.throwsAsync(handle({} as Exchange));
   t.is((third as MeshletError).code, 'overloaded');
   t.is((third as MeshletError).retryAfter, 1);
@@ -195,7 +201,7 @@ test('concurrency stage: a source over its share is refused only once the listen
   const limit = new ConcurrencyLimit(8, 0.25); // 2 per source once 4 are in flight
   const releases: (() => void)[] = [];
   const held: Handler = () => new Promise<void>((resolve) => releases.push(resolve));
-  const handle = compose([limit.stage], held);
+  const handle = finishing(compose([limit.stage], held));
   const from = (source: string) => ({ head: { source } }) as Exchange;
   const admitted = [0, 1, 2, 3].map(() => handle(from('gateway')));
   t.is(limit.inFlight, 4, 'alone, one source may take half the slots');

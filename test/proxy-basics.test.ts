@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
+import { RequestIds } from '../src/proxy/headers.ts';
 import { startUpstream } from './helpers/servers.ts';
 import { startSidecar, withSidecar } from './helpers/with-sidecar.ts';
 
@@ -174,13 +175,18 @@ test('Host is rewritten to the endpoint the request goes to', withSidecar, {
   t.is(answer.body, `127.0.0.1:${upstream.port}`);
 });
 
+const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
 test('x-request-id is generated when absent, kept when present, and returned', withSidecar, {
   upstream: (req, res) => res.end(String(req.headers['x-request-id'])),
 }, async (t, { inbound }) => {
   const generated = await request(`${inbound}/id`);
   const id = await generated.body.text();
-  t.regex(id, /^[0-9a-f-]{36}$/);
+  t.regex(id, UUID_V4);
   t.is(generated.headers['x-request-id'], id);
+  const second = await (await request(`${inbound}/id`)).body.text();
+  t.regex(second, UUID_V4);
+  t.not(second, id);
   const kept = await request(`${inbound}/id`, { headers: { 'x-request-id': 'abc-123' } });
   t.is(await kept.body.text(), 'abc-123');
   t.is(kept.headers['x-request-id'], 'abc-123');
@@ -279,4 +285,13 @@ test('Expect: 100-continue is answered by meshlet and the body forwarded', withS
   t.true(answer.sawContinue);
   t.is(answer.status, 200);
   t.is(answer.body, 'no-expect 5');
+});
+
+test('generated request ids are UUID-shaped and never repeat, across listeners too', (t) => {
+  const first = new RequestIds();
+  const second = new RequestIds();
+  const ids: string[] = [];
+  for (let i = 0; i < 10_000; i++) ids.push(first.next(), second.next());
+  t.deepEqual(ids.filter((id) => !UUID_V4.test(id)), []);
+  t.is(new Set(ids).size, ids.length);
 });

@@ -102,7 +102,7 @@ export class Exchange {
   uploadTimer: ClockTimer | null = null;
   /** The request body, kept for a retry; null when none is kept (attempts send `req` itself). */
   bodyReplay: ReplayableBody | null = null;
-  /** A slot held until the exchange finishes (a source's share of the concurrency limit). */
+  /** A slot held until the exchange finishes (in the listener's concurrency limit, and its source's share). */
   slot: { release(ex: Exchange): void } | null = null;
   /** Its SERVER span and the traceparent sent upstream, while tracing (telemetry/tracing/server-span.ts). */
   trace: ExchangeTrace | null = null;

@@ -2,7 +2,9 @@
  * The request path has two levels, each a stack of wrappers folded around a terminal, built once (no
  * per-request closures) and composed in one visible place per listener (proxy/inbound.ts, outbound.ts):
  *
- * - per request, `Stage`s around a `Handler`: observe, rescue, framing, drain, limits, route;
+ * - per request, `Stage`s around a `Handler`: server span, framing, drain, limits, route; around
+ *   them, in one async frame, the listener rescues (proxy/rescue.ts: errors become replies) and
+ *   observes every exchange as it finishes (telemetry/observe.ts);
  * - per upstream, `Layer`s around `Send`: deadline, pick endpoint, ... then the attempt is sent.
  *   Sending resolves at the upstream's response head, before anything reaches the client, so any
  *   layer can still look at the status, retry, or replace the answer; `attempt.relay()` then commits.

@@ -18,7 +18,6 @@ import { forwardToUpstream } from './forward.ts';
 import { maxConnections } from './connection-limit.ts';
 import { Listener } from './listener.ts';
 import { answerAsteriskForm, targetOf } from './request-target.ts';
-import { rescue } from './rescue.ts';
 import { Tunnels } from './tunnels.ts';
 import { createTunnelStep } from './upgrade.ts';
 import { upstreamStack } from './upstream-layers.ts';
@@ -48,11 +47,12 @@ export function createInbound(runtime: Runtime, card: Readonly<PublishedCard> = 
   const tunnels = new Tunnels({ max: inbound.limits.maxTunnels, halfCloseTimeoutMs: inbound.limits.tunnelHalfCloseTimeout });
   const tunnel = createTunnelStep({ tunnels, trustForwarded: inbound.trustForwardedHeaders });
   // Per request, outermost first:
-  //   observe       metrics and access log: sees every outcome, local replies included, and times
-  //                 the whole exchange;
-  //   server span   the request's SERVER span, continuing the client's trace; around rescue, so that
-  //                 local replies are recorded on it (nothing when tracing is off);
+  //   observe       the SERVER span's end, metrics and access log: sees every outcome, local replies
+  //                 included, and times the whole exchange;
   //   rescue        the one place errors become replies, inside observe so replies are recorded;
+  //                 the listener runs these two around the stages (`observe` below, listener.ts);
+  //   server span   the request's SERVER span, continuing the client's trace, ended by observe after
+  //                 rescue, so that local replies are recorded on it (nothing when tracing is off);
   //   framing       refuse ambiguous requests (and those the parser refused) before anything acts;
   //   drain         refuse new work while shutting down;
   //   rate limit    a token bucket for the listener (429 rate_limited), off unless configured;
@@ -63,9 +63,7 @@ export function createInbound(runtime: Runtime, card: Readonly<PublishedCard> = 
   const pipeline = ({ inbound: settings }: MeshletConfig) => {
     const limit = new ConcurrencyLimit(settings.limits.maxConcurrentRequests, settings.limits.maxSourceShare);
     const stages: Stage[] = [
-      observe('inbound', metrics.route('inbound', PRIMARY), runtime.accessLog),
       serverSpan(runtime.tracing),
-      rescue(logger),
       checkFraming,
       drain.stage,
       rateLimit(settings.rateLimit, runtime.clock, metrics.resilience.rateLimited, 'inbound'),
@@ -80,6 +78,7 @@ export function createInbound(runtime: Runtime, card: Readonly<PublishedCard> = 
     limits: inbound.limits,
     trustForwarded: inbound.trustForwardedHeaders,
     pipeline: pipeline(config),
+    observe: observe('inbound', metrics.route('inbound', PRIMARY), runtime.accessLog),
     logger,
     clock: runtime.clock,
     tunnels,

@@ -20,8 +20,10 @@ import { Exchange, ProxyResponse, type ExchangeContext } from '../core/exchange.
 import type { Handler } from '../core/stage.ts';
 import { listenOn } from '../listen.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import type { Observe } from '../telemetry/observe.ts';
 import { destroyThis, sendRawLocalReply } from './reply.ts';
-import { scanRequestHead } from './headers.ts';
+import { rescue } from './rescue.ts';
+import { RequestIds, scanRequestHead } from './headers.ts';
 import type { Tunnels } from './tunnels.ts';
 import { isHeaderOverflow } from './transport-errors.ts';
 
@@ -46,8 +48,11 @@ export class Listener {
   private readonly run: (ex: Exchange) => Promise<void>;
   /** The stages every new exchange enters; a reload may replace them (setPipeline). */
   private pipeline: Handler;
+  /** Records every finished exchange (telemetry/observe.ts): the outermost step, around the stages. */
+  private readonly observe: Observe;
   private readonly context: ExchangeContext;
   private readonly trustForwarded: boolean;
+  private readonly ids = new RequestIds();
   private readonly logger: Logger;
 
   constructor(options: {
@@ -55,6 +60,8 @@ export class Listener {
     limits: ListenerLimits;
     trustForwarded: boolean;
     pipeline: Handler;
+    /** Records each finished exchange, once, whatever became of it. */
+    observe: Observe;
     logger: Logger;
     clock: Clock;
     /** The tunnels that upgrades open: part of drain. */
@@ -67,6 +74,7 @@ export class Listener {
   }) {
     const { limits } = options;
     this.pipeline = options.pipeline;
+    this.observe = options.observe;
     this.name = options.name;
     this.logger = options.logger;
     this.tunnels = options.tunnels;
@@ -76,14 +84,9 @@ export class Listener {
       try {
         await this.pipeline(ex);
       } catch (error) {
-        // Rescue answers every request error; this is a bug in rescue itself. One request must not
-        // take the process down with it.
-        this.logger.error({ err: error, requestId: ex.requestId }, 'request pipeline failed');
-        if (ex.res !== null) ex.res.destroy();
-        else ex.socket.destroy();
+        this.rescue(ex, error);
       } finally {
-        ex.finish();
-        this.finished();
+        this.finish(ex);
       }
     };
     this.server = createServer(
@@ -127,7 +130,7 @@ export class Listener {
 
   private onRequest(req: IncomingMessage, res: ProxyResponse): void {
     this.active++;
-    const ex = new Exchange(req, res, scanRequestHead(req, this.trustForwarded), this.context);
+    const ex = new Exchange(req, res, scanRequestHead(req, this.trustForwarded, this.ids), this.context);
     if (this.closing) res.shouldKeepAlive = false;
     if (ex.head.transferEncoding === undefined) {
       void this.run(ex);
@@ -142,10 +145,29 @@ export class Listener {
   private onRawRequest(req: IncomingMessage, socket: Duplex, head: Buffer, kind: 'upgrade' | 'connect'): void {
     socket.on('error', destroyThis);
     this.active++;
-    void this.run(new Exchange(req, null, scanRequestHead(req, this.trustForwarded), this.context, kind, socket, head));
+    void this.run(new Exchange(req, null, scanRequestHead(req, this.trustForwarded, this.ids), this.context, kind, socket, head));
   }
 
-  private finished(): void {
+  /** The one place errors become replies (rescue.ts). */
+  private rescue(ex: Exchange, error: unknown): void {
+    try {
+      rescue(ex, error, this.logger);
+    } catch (bug) {
+      // A bug in rescue itself. One request must not take the process down with it.
+      this.logger.error({ err: bug, requestId: ex.requestId }, 'request pipeline failed');
+      if (ex.res !== null) ex.res.destroy();
+      else ex.socket.destroy();
+    }
+  }
+
+  /** The exchange is over: record it, disarm what it armed, and count it out of the listener. */
+  private finish(ex: Exchange): void {
+    try {
+      this.observe(ex);
+    } catch (error) {
+      this.logger.error({ err: error, requestId: ex.requestId }, 'recording a request failed');
+    }
+    ex.finish();
     this.active--;
     if (this.active === 0 && this.idleWaiter !== null) this.idleWaiter.resolve();
   }
@@ -181,7 +203,7 @@ export class Listener {
     }
     const refused = new IncomingMessage(socket as Socket);
     this.active++;
-    const ex = new Exchange(refused, null, scanRequestHead(refused, this.trustForwarded), this.context, 'request', socket);
+    const ex = new Exchange(refused, null, scanRequestHead(refused, this.trustForwarded, this.ids), this.context, 'request', socket);
     ex.refused = failure;
     void this.run(ex);
   }

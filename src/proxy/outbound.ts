@@ -21,7 +21,6 @@ import { forwardToUpstream } from './forward.ts';
 import { maxConnections } from './connection-limit.ts';
 import { Listener } from './listener.ts';
 import { answerAsteriskForm, authorityName, targetOf } from './request-target.ts';
-import { rescue } from './rescue.ts';
 import { Tunnels } from './tunnels.ts';
 import { createTunnelStep } from './upgrade.ts';
 import { upstreamStack } from './upstream-layers.ts';
@@ -47,9 +46,7 @@ export function createOutbound(runtime: Runtime): Outbound {
   const pipeline = ({ outbound: settings }: MeshletConfig) => {
     const limit = new ConcurrencyLimit(settings.limits.maxConcurrentRequests, settings.limits.maxSourceShare);
     const stages: Stage[] = [
-      observe('outbound', metrics.route('outbound', 'unknown'), runtime.accessLog),
       serverSpan(runtime.tracing),
-      rescue(logger),
       checkFraming,
       drain.stage,
       limit.stage,
@@ -63,6 +60,7 @@ export function createOutbound(runtime: Runtime): Outbound {
     limits: outbound.limits,
     trustForwarded: outbound.trustForwardedHeaders,
     pipeline: pipeline(config),
+    observe: observe('outbound', metrics.route('outbound', 'unknown'), runtime.accessLog),
     logger,
     clock: runtime.clock,
     tunnels,

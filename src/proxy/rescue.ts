@@ -1,6 +1,7 @@
 /**
- * The one place where errors become responses. Everything below this stage rejects with a
- * MeshletError; this stage answers the client once, the right way.
+ * The one place where errors become responses. Every stage and layer rejects with a MeshletError;
+ * the listener hands what rejected its stages here (listener.ts), and the client is answered once,
+ * the right way.
  *
  * Anything else reaching here is a bug in meshlet, not the upstream's doing: it is answered 500
  * `internal` and logged with its stack, never blamed on the upstream as a reset (which would count
@@ -9,24 +10,16 @@
 import type { Logger } from 'pino';
 import { MeshletError } from '../core/errors.ts';
 import type { Exchange } from '../core/exchange.ts';
-import type { Handler, Stage } from '../core/stage.ts';
 import { sendLocalReply, sendRawLocalReply } from './reply.ts';
 
-export function rescue(logger: Logger): Stage {
-  return (next: Handler): Handler =>
-    async function rescueErrors(ex: Exchange): Promise<void> {
-      try {
-        await next(ex);
-      } catch (error) {
-        if (error instanceof MeshletError) {
-          answer(ex, error);
-          return;
-        }
-        if (ex.clientGone) return; // whatever failed, nobody is waiting for the answer
-        logger.error({ err: error, requestId: ex.requestId, upstream: ex.upstream }, 'bug: unexpected error on the request path');
-        answer(ex, new MeshletError('internal', 'meshlet failed to handle this request', { cause: error }));
-      }
-    };
+export function rescue(ex: Exchange, error: unknown, logger: Logger): void {
+  if (error instanceof MeshletError) {
+    answer(ex, error);
+    return;
+  }
+  if (ex.clientGone) return; // whatever failed, nobody is waiting for the answer
+  logger.error({ err: error, requestId: ex.requestId, upstream: ex.upstream }, 'bug: unexpected error on the request path');
+  answer(ex, new MeshletError('internal', 'meshlet failed to handle this request', { cause: error }));
 }
 
 /** Reply with `failure` when nothing has been sent yet; otherwise cut the connection. */

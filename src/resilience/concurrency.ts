@@ -29,16 +29,8 @@ export class ConcurrencyLimit {
   readonly stage: Stage = (next: Handler): Handler => {
     const limit = this;
     const perSource = limit.maxPerSource < limit.max;
-    // Released in a `then` rather than an async function's `finally`: one promise per request instead
-    // of an async frame, and the handlers are made once, here. A source's slot is the exchange's to
-    // give back when it finishes (`Exchange.slot`): no closure per request for it either.
-    const released = (): void => {
-      limit.inFlight--;
-    };
-    const releasedAfterFailure = (error: unknown): never => {
-      limit.inFlight--;
-      throw error;
-    };
+    // The slot is the exchange's to give back when it finishes (`Exchange.slot`, released by the
+    // listener): no promise, reaction or closure per request to watch for the end.
     return function limitConcurrency(ex: Exchange): Promise<void> {
       if (limit.inFlight >= limit.max) {
         return Promise.reject(new MeshletError('overloaded', `more than ${limit.max} requests in flight`, { retryAfter: 1 }));
@@ -48,21 +40,16 @@ export class ConcurrencyLimit {
           new MeshletError('source_limited', `this client holds its share (${limit.maxPerSource}) of a busy listener's requests`, { retryAfter: 1 }),
         );
       }
-      if (perSource) ex.slot = limit;
       limit.inFlight++;
-      let pending: Promise<void>;
-      try {
-        pending = next(ex);
-      } catch (error) {
-        limit.inFlight--;
-        return Promise.reject(error);
-      }
-      return pending.then(released, releasedAfterFailure);
+      ex.slot = limit;
+      return next(ex);
     };
   };
 
-  /** The exchange finished: give its source's slot back. */
+  /** The exchange finished: give its slot back, and its source's. */
   release(ex: Exchange): void {
+    this.inFlight--;
+    if (this.maxPerSource >= this.max) return;
     const source = ex.head.source;
     const held = (this.bySource.get(source) ?? 1) - 1;
     if (held === 0) this.bySource.delete(source);

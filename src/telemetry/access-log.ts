@@ -200,18 +200,18 @@ export class AccessLog {
     const endpoint = this.endpoints[i];
     if (endpoint) at = putJsonString(out, putField(out, at, ENDPOINT), endpoint);
     const error = this.errors[i];
-    if (error) at = putJsonString(out, putField(out, at, ERROR), error);
+    if (error) at = putPlainString(out, putField(out, at, ERROR), error);
     // What the upstream's attempts came to, as the breaker and the what-if replay read it.
     if (this.attempts[i]! > 0) at = putUint(out, putField(out, at, ATTEMPTS), this.attempts[i]!);
     const outcome = this.outcomes[i]!;
-    if (outcome !== '') at = putJsonString(out, putField(out, at, OUTCOME), outcome);
+    if (outcome !== '') at = putPlainString(out, putField(out, at, OUTCOME), outcome);
     const tries = this.tries[i];
     if (tries != null) {
       at = putField(out, at, TRIES);
       at += out.write(tries, at, 'latin1');
     }
     const traceId = this.traceIds[i]!;
-    if (traceId !== '') at = putJsonString(out, putField(out, at, TRACE_ID), traceId);
+    if (traceId !== '') at = putPlainString(out, putField(out, at, TRACE_ID), traceId);
     if (this.clientGone[i] === 1) at = putField(out, at, CLIENT_GONE);
     return putField(out, at, END);
   }
@@ -272,6 +272,14 @@ function putField(out: Buffer, at: number, field: Buffer): number {
 /** `text.slice(0, end)` as a JSON string, as JSON.stringify writes it, without its cost for plain text. */
 function putJsonString(out: Buffer, at: number, text: string, end = text.length): number {
   if (NOT_PLAIN.test(text)) return at + out.write(JSON.stringify(end === text.length ? text : text.slice(0, end)), at, 'utf8');
+  return putPlainString(out, at, text, end);
+}
+
+/**
+ * A string known to be printable ASCII without quote or backslash, as JSON: methods (Node's parser
+ * accepts only tokens), error codes, outcome labels and trace ids (meshlet's own vocabulary).
+ */
+function putPlainString(out: Buffer, at: number, text: string, end = text.length): number {
   out[at++] = QUOTE;
   at += out.write(text, at, end, 'latin1'); // plain ASCII: one byte per character
   out[at++] = QUOTE;

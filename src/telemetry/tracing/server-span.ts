@@ -1,6 +1,7 @@
 /**
- * The server-span stage: a SERVER span for each request a listener receives, right inside `observe`
- * so that it covers everything after it, local replies included (rescue is inside it). The span
+ * The server-span stage: a SERVER span for each request a listener receives, started as the stages
+ * begin and ended as the exchange finishes (the listener's observe step, after rescue answered), so
+ * that it covers everything, local replies included. The span
  * continues the client's trace when its `traceparent` is valid, and starts one otherwise; it ends when
  * the exchange does, with the status sent and, for a failure, `error.type`: meshlet's code for a reply
  * it made itself (`circuit_open`, `unknown_upstream`, ...) or for a response cut short,
@@ -77,20 +78,12 @@ export function serverSpan(tracing: Tracing | null): Stage {
     return function traceExchange(ex: Exchange): Promise<void> {
       const spans = tracing.spans;
       if (spans === null) return next(ex); // the SDK is still loading, or failed to
-      const trace = startServerSpan(spans, ex);
-      ex.trace = trace;
-      // An unsampled span records nothing and its end does nothing: no need to wait for the exchange.
-      return trace.recording ? recordExchange(next, ex, trace) : next(ex);
+      // Ended by `endServerSpan` when the exchange finishes (the listener's observe step), after
+      // rescue has answered: nothing to wait for here.
+      ex.trace = startServerSpan(spans, ex);
+      return next(ex);
     };
   };
-}
-
-async function recordExchange(next: Handler, ex: Exchange, trace: ExchangeTrace): Promise<void> {
-  try {
-    await next(ex);
-  } finally {
-    endServerSpan(ex, trace);
-  }
 }
 
 /**
@@ -144,7 +137,11 @@ function startServerSpan(spans: SpanSource, ex: Exchange): ExchangeTrace {
   return trace;
 }
 
-function endServerSpan(ex: Exchange, trace: ExchangeTrace): void {
+/**
+ * End the exchange's SERVER span with what became of it: called as the exchange finishes, once
+ * rescue has answered. An unsampled span records nothing and its end does nothing: it is left alone.
+ */
+export function endServerSpan(ex: Exchange, trace: ExchangeTrace): void {
   const span = trace.span;
   if (trace.recording) {
     if (ex.kind !== 'connect') setTarget(span, ex.path);
@@ -160,8 +157,8 @@ function endServerSpan(ex: Exchange, trace: ExchangeTrace): void {
     } else if (ex.status >= 500) {
       setError(span, String(ex.status), undefined);
     }
+    span.end();
   }
-  span.end();
 }
 
 /** `server.address` and `server.port` from the Host the client named (`researcher`, `127.0.0.1:15006`, `[::1]:80`). */

@@ -295,3 +295,15 @@ test('generated request ids are UUID-shaped and never repeat, across listeners t
   t.deepEqual(ids.filter((id) => !UUID_V4.test(id)), []);
   t.is(new Set(ids).size, ids.length);
 });
+
+test('when the counter runs out, a new random prefix keeps request ids unique', (t) => {
+  const ids = new RequestIds();
+  const first = ids.next();
+  (ids as unknown as { counter: number }).counter = 2 ** 30 - 1;
+  const last = ids.next();
+  const after = ids.next();
+  t.is(last.slice(0, 28), first.slice(0, 28));
+  t.is(last.slice(28), '3fffffff');
+  t.not(after.slice(0, 28), first.slice(0, 28));
+  t.regex(after, UUID_V4);
+});

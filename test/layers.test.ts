@@ -14,6 +14,7 @@ import { parseConfig } from '../src/config/load.ts';
 import { Drain } from '../src/health/drain.ts';
 import { ConcurrencyLimit } from '../src/resilience/concurrency.ts';
 import { deadline } from '../src/resilience/deadline.ts';
+import { retry } from '../src/resilience/retry.ts';
 import { Metrics } from '../src/telemetry/metrics.ts';
 import { pickEndpoint } from '../src/upstream/balancer.ts';
 import { Upstream } from '../src/upstream/upstream.ts';
@@ -232,4 +233,25 @@ test('exchange cancellation: one reason, reaching the attempt and an AbortSignal
   late.cancel(first);
   t.true(late.signal.aborted, 'a signal asked for after the cancel is already aborted');
   t.is(late.signal.reason, first);
+});
+
+test('retry layer: an attempt whose response has begun is never retried, even when its failure is retryable', async (t) => {
+  const loaded = parseConfig({ service: { name: 'layers' } });
+  if (!loaded.ok) return t.fail();
+  const metrics = new Metrics({ serviceName: 'layers', processMetrics: false });
+  const layer = retry({ upstream: 'researcher', settings: loaded.config.defaults.retries, breaker: null, clock: new FakeClock(), metrics: metrics.resilience });
+  const sent: number[] = [];
+  // As a head relayed the moment it arrived, whose stream then broke before the layers looked at it.
+  const brokenAfterHead: Send = (attempt) => {
+    sent.push(attempt.resendCount);
+    attempt.status = 200;
+    attempt.retryable = true;
+    attempt.label = 'reset';
+    attempt.ex.status = 200;
+    return Promise.resolve(attempt);
+  };
+  const ex = { head: { maxRetries: -1, headers: [], timeoutMs: -1 }, req: { method: 'GET' }, bodyReplay: null, hasBody: false, cancelled: null, clientGone: false, status: 0 } as unknown as Exchange;
+  const answered = await layer(brokenAfterHead)(new StubAttempt(ex, 0));
+  t.is(answered.resendCount, 0);
+  t.deepEqual(sent, [0]);
 });

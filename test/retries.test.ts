@@ -112,6 +112,17 @@ test('no retry once response bytes reached the client: the connection is cut', a
   t.is(chaos.received.length, 1);
 });
 
+test('a response that breaks in the packet of its head is cut, not retried: the head was relayed as it came', async (t) => {
+  const chaos = await startChaos(t, { kind: 'malformed-with-head' });
+  const fixture = await sidecarFor(t, chaos);
+  const res = await call(fixture, '/broken');
+  t.is(res.statusCode, 200);
+  await t.throwsAsync(res.body.text());
+  const line = await fixture.logs.next((l) => l.type === 'access' && l.path === '/broken');
+  t.like(line, { status: 200, attempts: 1, outcome: 'reset', error: 'upstream_reset' });
+  t.is(chaos.received.length, 1);
+});
+
 test('a 32 KiB keyed POST is retried with the identical body; a 1 MiB one is forwarded intact but not retried', async (t) => {
   const chaos = await startChaos(t);
   const fixture = await sidecarFor(t, chaos);

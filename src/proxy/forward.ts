@@ -4,7 +4,9 @@
  * A `ForwardAttempt` is the attempt and undici's dispatch handler in one object: no per-request
  * closures. `send()` resolves at the response head with the body held back, so the upstream's layers
  * can read the status before anything is committed; `relay()` is the one place that writes to the
- * client: the head, then the body with backpressure both ways. Body bytes that arrive before relay()
+ * client: the head, then the body with backpressure both ways. A head that no layer of the upstream
+ * would replace is relayed as it arrives instead (`Upstream.relaysAtHead`, not a retryable failure),
+ * and relay() then only waits for the end. Body bytes that arrive before relay()
  * (most responses come whole in the packet of their head) wait in the attempt; past
  * `EARLY_BODY_BYTES` undici is paused. Pausing at every head instead costs undici an unshift and a
  * second parse of those bytes.
@@ -100,14 +102,31 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
   }
 
   override relay(): Promise<void> {
-    const ex = this.ex;
-    const res = ex.res!;
+    const phase = this.phase;
+    // Relayed already, at its head (onResponseStart): wait for the body, or it is over.
+    if (phase === 'relaying') return (this.body ??= Promise.withResolvers<void>()).promise;
+    if (phase === 'ended' || (phase === 'failed' && this.ex.status !== 0)) return RESOLVED;
     if (this.lateFailure !== null) return Promise.reject(this.lateFailure);
+    const ex = this.ex;
     if (ex.clientGone) {
       this.settle('ignored', CLIENT_GONE_LABEL, null);
       this.discard();
       return RESOLVED;
     }
+    this.startRelay();
+    if (this.endedEarly) {
+      this.complete();
+      return RESOLVED;
+    }
+    this.body = Promise.withResolvers<void>();
+    if (this.controller?.paused) this.controller.resume();
+    return this.body.promise;
+  }
+
+  /** The commit point: the head, and the body bytes that arrived with it, go to the client. */
+  private startRelay(): void {
+    const ex = this.ex;
+    const res = ex.res!;
     this.phase = 'relaying';
     ex.firstByteMs = this.headAt - ex.startedAt;
     ex.status = this.status;
@@ -123,13 +142,6 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
     if (this.firstEarly !== null) this.write(this.firstEarly);
     if (this.moreEarly !== null) for (const chunk of this.moreEarly) this.write(chunk);
     this.firstEarly = this.moreEarly = null;
-    if (this.endedEarly) {
-      this.complete();
-      return RESOLVED;
-    }
-    this.body = Promise.withResolvers<void>();
-    if (this.controller?.paused) this.controller.resume();
-    return this.body.promise;
   }
 
   override discard(): void {
@@ -156,9 +168,15 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
     this.statusMessage = statusMessage;
     this.headers = headers;
     this.headAt = this.ex.clock.now();
-    const rules = this.ex.target!.rules;
+    const ex = this.ex;
+    const target = ex.target!;
+    const rules = target.rules;
     if (rules.isFailureStatus(statusCode)) this.retryable = rules.isRetryable(rules.statusLabel(statusCode));
     this.phase = 'head';
+    // A head that no layer would replace (not a retryable failure, and no layer from outside in the
+    // stack) goes to the client now, in the turn it was read, as a bare forwarder sends it: no wait
+    // for the layers' promises, no body bytes held. relay() then just waits for the end.
+    if (!this.retryable && target.relaysAtHead && !ex.clientGone) { try { this.startRelay(); } catch (e) { console.error('DEBUG startRelay threw', e); throw e; } }
     this.head!.resolve(this);
   }
 
@@ -213,7 +231,7 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
     // Bytes already reached the client: cutting the connection is the only honest signal left.
     ex.error = failure;
     ex.res!.destroy(failure);
-    this.body!.resolve();
+    this.body?.resolve();
   }
 
   resume(): void {
@@ -257,8 +275,18 @@ function disarmBodyIdle(this: IncomingMessage): void {
   this.socket.setTimeout(0);
 }
 
+/**
+ * The client took what was written: undici may read on. Never at once: 'drain' can fire inside
+ * another response's write (pipelined requests share a socket), which may run inside undici's parser
+ * for another upstream connection, and undici must not be resumed from within a parser callback.
+ */
 function resumeUpstream(this: ProxyResponse): void {
-  (this.exchange?.attempt as ForwardAttempt | null)?.resume();
+  const attempt = this.exchange?.attempt as ForwardAttempt | null | undefined;
+  if (attempt != null) process.nextTick(resumeAttempt, attempt);
+}
+
+function resumeAttempt(attempt: ForwardAttempt): void {
+  attempt.resume();
 }
 
 const relayAttempt = (attempt: Attempt): Promise<void> => attempt.relay();

@@ -8,7 +8,8 @@
  *   client span      each attempt's CLIENT span, and the traceparent naming it (nothing when tracing is off);
  *   per-try timeout  each attempt's time to its response head;
  *   send             undici; resolves at the response head, before anything reaches the client
- *                    (the listener's last step then relays it).
+ *                    (the listener's last step then relays it; a head no layer here could replace,
+ *                    not a retryable failure, is relayed as it arrives: ForwardAttempt.onResponseStart).
  * Retry sits outside the breaker so that every attempt is counted by it and no retry goes into an
  * open one, and outside the pick so that a retry may go to another endpoint. The client span comes
  * after the pick, which tells where the attempt goes, and spans the per-try timeout it may end in.
@@ -31,6 +32,9 @@ export function upstreamStack(runtime: Runtime): UpstreamStack {
     const { enabled, ...settings } = policy.circuitBreaker;
     const breaker = inherited !== undefined ? inherited : enabled ? new CircuitBreaker(upstream.name, settings, { clock, logger, metrics: metrics.resilience }) : null;
     if (breaker !== null) upstream.onOutcome((attempt) => breaker.record(attempt));
+    // Layers from outside (tests) may replace any response head; meshlet's own replace only the
+    // retryable failures, so every other head can go to the client the moment it arrives.
+    const extra = runtime.extraLayers?.(upstream) ?? [];
     const send = compose(
       [
         upstreamConcurrency(policy.limits.maxConcurrentRequests, upstream.route.inFlight, upstream.name),
@@ -39,11 +43,11 @@ export function upstreamStack(runtime: Runtime): UpstreamStack {
         guardByBreaker(breaker),
         pickEndpoint(upstream),
         clientSpan(runtime.tracing, upstream),
-        ...(runtime.extraLayers?.(upstream) ?? []),
+        ...extra,
         perTryTimeout(policy.retries.perTryTimeout),
       ],
       sendAttempt,
     );
-    return { send, breaker };
+    return { send, breaker, relaysAtHead: extra.length === 0 };
   };
 }

@@ -102,6 +102,8 @@ class Retrier {
     // `x-meshlet-retries` may lower maxRetries for this request.
     const maxRetries = ex.head.maxRetries < 0 ? settings.maxRetries : Math.min(settings.maxRetries, ex.head.maxRetries);
     if (!attempt.retryable || attempt.resendCount >= maxRetries || ex.cancelled !== null || ex.clientGone) return NO_RETRY;
+    // The response has begun (a head relayed as it arrived, then the stream broke): never again.
+    if (ex.status !== 0) return NO_RETRY;
     if (failure !== null && !(failure instanceof MeshletError)) return NO_RETRY;
     const label = failure === null ? String(attempt.status) : attempt.label;
     if (label !== CONNECT_FAILURE && !this.mayResendAfterSending(ex)) return NO_RETRY;

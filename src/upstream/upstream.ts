@@ -26,7 +26,10 @@ export type OutcomeListener = (attempt: Attempt) => void;
  * Builds an upstream's stack of layers around sending, and its breaker; called once per upstream.
  * `inherited`, when given, is the breaker to keep (a reload that did not change its settings).
  */
-export type UpstreamStack = (upstream: Upstream, inherited?: CircuitBreaker | null) => { send: Send; breaker: CircuitBreaker | null };
+export type UpstreamStack = (
+  upstream: Upstream,
+  inherited?: CircuitBreaker | null,
+) => { send: Send; breaker: CircuitBreaker | null; relaysAtHead?: boolean };
 
 /** What an upstream takes from the runtime (a whole `Runtime` will do); without a config, no outcome history. */
 export type UpstreamServices = Pick<Runtime, 'metrics' | 'clock' | 'logger'> & Partial<Pick<Runtime, 'config'>>;
@@ -40,6 +43,11 @@ export class Upstream {
   readonly rules: OutcomeRules;
   /** Sends an attempt through this upstream's layers; resolves at the response head. */
   readonly send: Send;
+  /**
+   * Whether an attempt relays its response the moment its head arrives, when no layer can want to
+   * answer otherwise (forward.ts): true unless the stack holds layers that may replace any head.
+   */
+  readonly relaysAtHead: boolean;
   /** The circuit breaker every attempt asks; null when `circuitBreaker.enabled` is false. */
   readonly breaker: CircuitBreaker | null;
   /** Recent outcomes, for the what-if replay; a successor (reload) keeps adding to the same one. */
@@ -87,6 +95,7 @@ export class Upstream {
     const built = predecessor !== null && sameJson(predecessor.policy.circuitBreaker, policy.circuitBreaker) ? stack(this, predecessor.breaker) : stack(this);
     this.send = built.send;
     this.breaker = built.breaker;
+    this.relaysAtHead = built.relaysAtHead ?? false;
   }
 
   /**

@@ -15,6 +15,8 @@ export type ChaosBehaviour =
   | { kind: 'fail-share'; percent: number; status: number }
   | { kind: 'reset-before-head' }
   | { kind: 'reset-after-head' }
+  /** Head, a chunk and a malformed chunk in one write: the response breaks in the turn its head is read. */
+  | { kind: 'malformed-with-head' }
   | { kind: 'hang' }
   /** Send the head, then one chunk every `everyMs`, `chunks` times. */
   | { kind: 'drip'; everyMs: number; chunks: number };
@@ -126,6 +128,9 @@ export class ChaosUpstream {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.write('partial');
         setTimeout(() => req.socket.resetAndDestroy(), 20);
+        return;
+      case 'malformed-with-head':
+        req.socket.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\nnot-a-size\r\n');
         return;
       case 'hang':
         this.hanging.add(res);

@@ -28,6 +28,8 @@ const FLUSH_MS = 250;
 const BUFFER_BYTES = 64 * 1024;
 /** Anything but printable ASCII without quote and backslash: such a string goes through JSON.stringify. */
 const NOT_PLAIN = /[^\x20\x21\x23-\x5b\x5d-\x7e]/;
+/** Up to this many characters, a plain string is copied byte by byte rather than by Buffer.write. */
+const SHORT_STRING = 48;
 /** JSON.stringify turns one UTF-16 unit into at most 6 bytes of UTF-8 (`\u001f`). */
 const MAX_BYTES_PER_UNIT = 6;
 /** Bytes of a line besides its strings and the service part: the field names, time and numbers. */
@@ -281,7 +283,10 @@ function putJsonString(out: Buffer, at: number, text: string, end = text.length)
  */
 function putPlainString(out: Buffer, at: number, text: string, end = text.length): number {
   out[at++] = QUOTE;
-  at += out.write(text, at, end, 'latin1'); // plain ASCII: one byte per character
+  // Plain ASCII: one byte per character. Short strings are copied here: a Buffer.write is a call into
+  // C++ that costs more than the copy.
+  if (end <= SHORT_STRING) for (let i = 0; i < end; i++) out[at++] = text.charCodeAt(i);
+  else at += out.write(text, at, end, 'latin1');
   out[at++] = QUOTE;
   return at;
 }

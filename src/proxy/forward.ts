@@ -176,7 +176,7 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
     // A head that no layer would replace (not a retryable failure, and no layer from outside in the
     // stack) goes to the client now, in the turn it was read, as a bare forwarder sends it: no wait
     // for the layers' promises, no body bytes held. relay() then just waits for the end.
-    if (!this.retryable && target.relaysAtHead && !ex.clientGone) { try { this.startRelay(); } catch (e) { console.error('DEBUG startRelay threw', e); throw e; } }
+    if (!this.retryable && target.relaysAtHead && !ex.clientGone) this.startRelay();
     this.head!.resolve(this);
   }
 

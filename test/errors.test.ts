@@ -58,6 +58,39 @@ test('a primary answering malformed HTTP: 502 upstream_reset, saying what was wr
   t.regex(reply.error.message, /^primary sent a malformed response: .*Invalid header token/);
 });
 
+test('a head Node refuses to write (a control character in the reason phrase): 502 upstream_reset, and the next request is fine', async (t) => {
+  // undici accepts the phrase; Node will not write it to the client. Relayed at its head (inbound) or
+  // after a retry layer read it (outbound, 503 retried then given up): either way a 502, never a hang.
+  const primary = createServer((socket) => socket.on('data', (data) => {
+    const path = data.toString('latin1').split(' ', 2)[1];
+    if (path === '/bad') socket.write('HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok');
+    else if (path === '/bad-503') socket.write('HTTP/1.1 503 B\x01D\r\nContent-Length: 2\r\n\r\nno');
+    else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  }));
+  await new Promise<void>((resolve) => primary.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => primary.close());
+  const url = `http://127.0.0.1:${(primary.address() as AddressInfo).port}`;
+  const { inbound, outbound, logs } = await startSidecar(t, {
+    waitReady: false,
+    config: () => ({
+      inbound: { primary: url },
+      upstreams: { odd: { endpoints: [url], retries: { maxRetries: 1, backoff: { base: '1ms', max: '1ms' } }, circuitBreaker: { enabled: false } } },
+    }),
+  });
+  const { reply } = await expectLocalReply(t, `${inbound}/bad`, 502, 'upstream_reset');
+  t.is(reply.error.message, 'primary sent a response head meshlet cannot relay: Invalid character in statusMessage');
+  const line = await logs.next((l) => l.type === 'access' && l.path === '/bad');
+  t.is(line.status, 502);
+  const good = await request(`${inbound}/good`);
+  t.is(good.statusCode, 200);
+  t.is(good.statusText, 'OK');
+  t.is(await good.body.text(), 'ok');
+  await expectLocalReply(t, `${outbound}/bad-503`, 502, 'upstream_reset', { headers: { host: 'odd' } });
+  const after = await request(`${outbound}/good`, { headers: { host: 'odd' } });
+  t.is(after.statusCode, 200);
+  t.is(await after.body.text(), 'ok');
+});
+
 test('primary hanging before its response head: 504 upstream_timeout after firstByte', withSidecar, {
   upstream: () => {},
   config: () => ({ inbound: { timeouts: { firstByte: '300ms' } } }),

@@ -113,7 +113,7 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
       this.discard();
       return RESOLVED;
     }
-    this.startRelay();
+    if (!this.startRelay()) return Promise.reject(this.lateFailure);
     if (this.endedEarly) {
       this.complete();
       return RESOLVED;
@@ -123,25 +123,48 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
     return this.body.promise;
   }
 
-  /** The commit point: the head, and the body bytes that arrived with it, go to the client. */
-  private startRelay(): void {
+  /**
+   * The commit point: the head, and the body bytes that arrived with it, go to the client. False when
+   * Node refuses to write the head undici accepted (a control character in the reason phrase or a
+   * header value): the attempt is dropped and `lateFailure` says why.
+   */
+  private startRelay(): boolean {
     const ex = this.ex;
     const res = ex.res!;
-    this.phase = 'relaying';
-    ex.firstByteMs = this.headAt - ex.startedAt;
-    ex.status = this.status;
     // An answer that comes before the request body is all in (an early 200, say) ends the connection:
     // what the client still sends of that body must not be read as a next request.
     if (ex.hasBody && !ex.req.complete) res.shouldKeepAlive = false;
     const out = responseHeaders(this.headers, ex.requestId);
-    if (this.statusMessage) res.writeHead(this.status, this.statusMessage, out);
-    else res.writeHead(this.status, out);
+    try {
+      if (this.statusMessage) res.writeHead(this.status, this.statusMessage, out);
+      else res.writeHead(this.status, out);
+    } catch (error) {
+      res.statusMessage = ''; // Node keeps the refused phrase, and a local reply would inherit it
+      this.refuseHead(error as Error);
+      return false;
+    }
+    this.phase = 'relaying';
+    ex.firstByteMs = this.headAt - ex.startedAt;
+    ex.status = this.status;
     // A body without a length is a stream (SSE, token streams): send the head now, not with the
     // first chunk, so the client sees the status while the model is still thinking.
     if (this.headers['content-length'] === undefined) res.flushHeaders();
     if (this.firstEarly !== null) this.write(this.firstEarly);
     if (this.moreEarly !== null) for (const chunk of this.moreEarly) this.write(chunk);
     this.firstEarly = this.moreEarly = null;
+    return true;
+  }
+
+  /** The upstream's head cannot go to the client: its failure, answered by rescue with a 502. */
+  private refuseHead(error: Error): void {
+    const ex = this.ex;
+    const failure = new MeshletError('upstream_reset', `${ex.upstream} sent a response head meshlet cannot relay: ${error.message}`, { cause: error });
+    this.phase = 'failed';
+    this.lateFailure = failure;
+    this.firstEarly = this.moreEarly = null;
+    if (!this.endedEarly) this.abort(failure);
+    this.finish();
+    this.settle('failure', failureLabel(failure), failure);
   }
 
   override discard(): void {

@@ -14,7 +14,8 @@
 //   paced [-r RATE] [-d SECONDS] [-s SLICE_MS] [-c CONNECTIONS] [-w WARMUP_SECONDS] URL...
 //   (defaults: 1000 req/s, 10 s, 500 ms slices, 32 connections per target, 1 s warm-up)
 //
-// URL is http://IPv4:PORT/PATH. Prints one JSON line per target: requests, errors, late (due while
+// URL is http://IPv4:PORT/PATH. Prints one JSON line per target: requests (measured), answered (warm-up
+// included: what the target served), errors, late (due while
 // all of the target's connections were busy), and latency percentiles in ms. Responses must carry a
 // Content-Length (the benchmark's upstream does). Bounded: it sends a fixed number of requests and
 // gives up on answers still missing 10 s after the last one was due.
@@ -305,9 +306,9 @@ int main(int argc, char **argv) {
   for (int k = 0; k < ntargets; k++) {
     Target *t = &targets[k];
     qsort(t->latency, (size_t)t->measured, sizeof *t->latency, compare);
-    printf("{\"url\":\"%s\",\"requests\":%ld,\"errors\":%ld,\"late\":%ld,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
+    printf("{\"url\":\"%s\",\"requests\":%ld,\"answered\":%ld,\"errors\":%ld,\"late\":%ld,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
            "\"p999\":%.3f,\"max\":%.3f}\n",
-           t->url, t->measured, t->errors, t->late, percentile_ms(t->latency, t->measured, 0.5),
+           t->url, t->measured, t->done, t->errors, t->late, percentile_ms(t->latency, t->measured, 0.5),
            percentile_ms(t->latency, t->measured, 0.9), percentile_ms(t->latency, t->measured, 0.99),
            percentile_ms(t->latency, t->measured, 0.999),
            t->measured ? (double)t->latency[t->measured - 1] / 1e6 : 0);

@@ -62,6 +62,13 @@ type Result = {
   fixedP99: number;
   /** p99 at the fixed rate in each round, for the added latency per round. */
   fixedP99Rounds: number[];
+  /**
+   * CPU per request at the fixed rate, in µs: all targets interleaved in 500 ms slices, so two
+   * targets' figures of one round saw the same moments of the machine, and none competes for the
+   * cores (at saturation, a process's CPU per request moves with the share of the cores it gets).
+   */
+  fixedCpuUs: number | null;
+  fixedCpuRounds: number[];
   rssMB: number | null;
   /** CPU time (user + system) the process spent per request at max throughput, in µs; null when not ours to read. */
   cpuUs: number | null;
@@ -161,7 +168,8 @@ async function autocannon(args: string[]): Promise<AutocannonReport> {
  * of that burst; autocannon -R counts whole milliseconds. Both of those measure one target at a time.
  */
 type FixedRateTool = { kind: 'paced'; path: string } | { kind: 'hey' } | { kind: 'autocannon' };
-type Latency = { p50: number; p99: number };
+/** Latency in ms, and how many requests the target answered (warm-up included) when the tool says. */
+type Latency = { p50: number; p99: number; answered?: number };
 
 async function fixedRateTool(): Promise<FixedRateTool> {
   if (await has('cc')) {
@@ -187,7 +195,7 @@ async function fixedRate(tool: FixedRateTool, urls: string[]): Promise<Latency[]
   if (tool.kind === 'paced') {
     const { stdout } = await exec(tool.path, ['-r', String(FIXED_RATE), '-d', String(SECONDS), '-s', '500', '-c', '32', '-w', '1', ...urls]);
     return stdout.trim().split('\n').map((line) => {
-      const report = JSON.parse(line) as Latency & { url: string; errors: number };
+      const report = JSON.parse(line) as Latency & { url: string; errors: number; answered: number };
       if (report.errors > 0) throw new Error(`${report.url}: ${report.errors} errors at the fixed rate`);
       return report;
     });
@@ -216,6 +224,11 @@ async function launchTarget(launcher: Launcher): Promise<Target> {
   return { name: launcher.name, url: `http://127.0.0.1:${port}/`, pid: child.pid };
 }
 
+/** The median of a[i] / b[i]: two targets compared round by round. */
+function paired(a: number[], b: number[]): number {
+  return median(a.map((value, i) => value / b[i]!));
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -234,7 +247,7 @@ async function measureAll(targets: Target[], tool: FixedRateTool): Promise<Resul
     await waitFor(target.url);
     await autocannon(['-c', '10', '-d', '2', target.url]); // warm-up: JIT, pools
   }
-  type Sample = { rps: number; p50: number; p99: number; fixedP50: number; fixedP99: number; cpuUs: number };
+  type Sample = { rps: number; p50: number; p99: number; fixedP50: number; fixedP99: number; cpuUs: number; fixedCpuUs: number };
   const samples = new Map<string, Sample[]>(targets.map((t) => [t.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
     const order = round % 2 === 1 ? targets : [...targets].reverse();
@@ -248,11 +261,15 @@ async function measureAll(targets: Target[], tool: FixedRateTool): Promise<Resul
       maxima.set(target.name, { rps: max.rps, p50: max.p50, p99: max.p99, cpuUs });
       console.log(`round ${round}  ${target.name.padEnd(36)} ${Math.round(max.rps).toString().padStart(7)} req/s  p99 ${max.p99.toFixed(2)} ms${Number.isNaN(cpuUs) ? '' : `  ${cpuUs.toFixed(0)} µs CPU/req`}`);
     }
+    const fixedCpuBefore = await Promise.all(order.map((target) => (target.pid === undefined ? NaN : cpuSeconds(target.pid))));
     const latencies = await fixedRate(tool, order.map((target) => target.url));
+    const fixedCpuAfter = await Promise.all(order.map((target) => (target.pid === undefined ? NaN : cpuSeconds(target.pid))));
     order.forEach((target, i) => {
       const fixed = latencies[i]!;
-      samples.get(target.name)!.push({ ...maxima.get(target.name)!, fixedP50: fixed.p50, fixedP99: fixed.p99 });
-      console.log(`round ${round}  ${target.name.padEnd(36)} @1k/s p50 ${fixed.p50.toFixed(2)} ms  p99 ${fixed.p99.toFixed(2)} ms`);
+      // (hey and autocannon do not say how many they sent: the rate times the duration, near enough)
+      const fixedCpuUs = ((fixedCpuAfter[i]! - fixedCpuBefore[i]!) * 1e6) / (fixed.answered ?? FIXED_RATE * SECONDS);
+      samples.get(target.name)!.push({ ...maxima.get(target.name)!, fixedP50: fixed.p50, fixedP99: fixed.p99, fixedCpuUs });
+      console.log(`round ${round}  ${target.name.padEnd(36)} @1k/s p50 ${fixed.p50.toFixed(2)} ms  p99 ${fixed.p99.toFixed(2)} ms${Number.isNaN(fixedCpuUs) ? '' : `  ${fixedCpuUs.toFixed(0)} µs CPU/req`}`);
     });
   }
   const results: Result[] = [];
@@ -271,6 +288,8 @@ async function measureAll(targets: Target[], tool: FixedRateTool): Promise<Resul
       rssMB: await peakRss(target.pid),
       cpuUs: target.pid === undefined ? null : pick('cpuUs'),
       cpuRounds: runs.map((r) => r.cpuUs),
+      fixedCpuUs: target.pid === undefined ? null : pick('fixedCpuUs'),
+      fixedCpuRounds: runs.map((r) => r.fixedCpuUs),
     });
   }
   return results;
@@ -371,12 +390,13 @@ function report(results: Result[], crowds: Crowd[], idle: Map<string, number>, t
   const floorResult = results.find((r) => r.name === 'undici floor')!;
   const tunedBaseline = results.find((r) => r.name === TUNED_BASELINE)!;
   const resilienceOff = results.find((r) => r.name === RESILIENCE_OFF)!;
-  const resilienceCost = median(meshlet.cpuRounds.map((us, i) => us / resilienceOff.cpuRounds[i]!));
+  const resilienceCost = paired(meshlet.fixedCpuRounds, resilienceOff.fixedCpuRounds);
+  const resilienceCostSaturated = paired(meshlet.cpuRounds, resilienceOff.cpuRounds);
   const rows = results.map(
     (r) =>
       `| ${r.name} | ${Math.round(r.rps)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.fixedP50.toFixed(2)} | ${r.fixedP99.toFixed(2)} | ` +
       `${r.name === 'direct' ? '-' : (r.fixedP99 - direct.fixedP99).toFixed(2)} | ${idle.get(r.name)?.toFixed(0) ?? '-'} | ${r.rssMB?.toFixed(0) ?? '-'} | ` +
-      `${(r.rps / baseline.rps).toFixed(2)} | ${r.cpuUs?.toFixed(0) ?? '-'} | ${r.cpuUs ? (baseline.cpuUs! / r.cpuUs).toFixed(2) : '-'} |`,
+      `${(r.rps / baseline.rps).toFixed(2)} | ${r.cpuUs?.toFixed(0) ?? '-'} | ${r.cpuUs ? (baseline.cpuUs! / r.cpuUs).toFixed(2) : '-'} | ${r.fixedCpuUs?.toFixed(0) ?? '-'} |`,
   );
   const crowdRows = crowds.map(
     (c) => `| ${c.name} | ${c.heldMB.toFixed(0)} | ${c.heldRuns.map((mb) => mb.toFixed(0)).join(', ')} | ${Math.round(c.heldRps)} | ${c.busyMB.toFixed(0)} | ${Math.round(c.busyRps)} | ${c.errors} |`,
@@ -387,24 +407,32 @@ function report(results: Result[], crowds: Crowd[], idle: Map<string, number>, t
   const meshletHeld = mesh.heldMB;
   const added = meshlet.fixedP99 - direct.fixedP99;
   const addedPerRound = meshlet.fixedP99Rounds.map((p99, i) => p99 - direct.fixedP99Rounds[i]!);
+  // meshlet's added p99 less the floor's, round by round: direct's own p99 cancels out.
+  const overFloorPerRound = meshlet.fixedP99Rounds.map((p99, i) => p99 - floorResult.fixedP99Rounds[i]!);
+  const overFloor = median(overFloorPerRound);
   const haproxy = results.find((r) => r.name.startsWith('haproxy'));
   // Paired: meshlet and the baseline measured seconds apart in the same round, so drift mostly cancels.
   const perRound = meshlet.rounds.map((rps, i) => rps / baseline.rounds[i]!);
-  const paired = median(perRound);
+  const throughput = median(perRound);
   const cpuPerRound = meshlet.cpuRounds.map((us, i) => baseline.cpuRounds[i]! / us);
   const efficiency = median(cpuPerRound);
-  // Tracing's cost: CPU per request against meshlet with tracing off, paired per round.
+  const floorPerRound = meshlet.cpuRounds.map((us, i) => us / floorResult.cpuRounds[i]!);
+  const overCpuFloor = median(floorPerRound);
+  const fixedOverCpuFloor = paired(meshlet.fixedCpuRounds, floorResult.fixedCpuRounds);
+  // Tracing's cost: CPU per request against meshlet with tracing off, paired per round, at the fixed
+  // rate (interleaved, no contention for the cores); at saturation for comparison.
   const tracingCost = (name: string, target: number) => {
     const traced = results.find((r) => r.name === name)!;
-    const perRound = traced.cpuRounds.map((us, i) => us / meshlet.cpuRounds[i]!);
+    const perRound = traced.fixedCpuRounds.map((us, i) => us / meshlet.fixedCpuRounds[i]!);
     const ratio = median(perRound);
-    return `${name.replace('meshlet, tracing ', '')} **${ratio.toFixed(2)}x** (${traced.cpuUs?.toFixed(0)} µs; target <= ${target}x: ${ratio <= target ? 'met' : 'not met'}; per round ${perRound.map((r) => `${r.toFixed(2)}x`).join(', ')})`;
+    return `${name.replace('meshlet, tracing ', '')} **${ratio.toFixed(2)}x** (${traced.fixedCpuUs?.toFixed(0)} against ${meshlet.fixedCpuUs?.toFixed(0)} µs @1k/s; target <= ${target}x: ${ratio <= target ? 'met' : 'not met'}; per round ${perRound.map((r) => `${r.toFixed(2)}x`).join(', ')}; at saturation ${paired(traced.cpuRounds, meshlet.cpuRounds).toFixed(2)}x)`;
   };
   return `# Benchmark results
 
 Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.
 Everything on loopback on the same machine (load generator, proxies, upstream share ${cpus().length} cores), so compare ratios, not absolutes.
 Each figure is the median of ${ROUNDS} rounds; in each round every target's throughput is measured back to back, then every target's latency, in an order reversed every other round.
+A ratio between two targets is the median of its per-round ratios (paired: measured in the same round, so drift between rounds cancels); the ratio of the medians is given beside it.
 Max throughput: ${SECONDS}s of wrk (2 threads, ${CONNECTIONS} connections; autocannon if wrk is missing).
 Fixed rate: ${SECONDS}s at ${FIXED_RATE} req/s (${describe(tool)}).
 meshlet runs its default config (access log on, to /dev/null) with the resilience every outbound upstream gets by default
@@ -412,8 +440,8 @@ meshlet runs its default config (access log on, to /dev/null) with the resilienc
 (8 MB semi-spaces, old generation growing by 20% after a full GC). The undici floor, the upstream and "${TUNED_BASELINE}" get the same V8 sizing;
 "node-http-proxy" runs with Node's defaults, as most users would run it, and is the targets' reference.
 
-| target | req/s | p50 ms | p99 ms | p50 ms @1k/s | p99 ms @1k/s | p99 added @1k/s ms | idle RSS MB | peak RSS MB | throughput vs node-http-proxy | CPU µs/request | efficiency vs node-http-proxy |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+| target | req/s | p50 ms | p99 ms | p50 ms @1k/s | p99 ms @1k/s | p99 added @1k/s ms | idle RSS MB | peak RSS MB | throughput vs node-http-proxy | CPU µs/request | efficiency vs node-http-proxy | CPU µs/request @1k/s |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 Memory at ${CROWD} concurrent connections (${SECONDS}s of wrk each; peak RSS sampled every 100 ms; each process
@@ -426,11 +454,12 @@ A proxy holds twice the sockets of the bare server (client side and upstream sid
 ${crowdRows.join('\n')}
 
 Targets:
-- meshlet throughput >= 1.5x node-http-proxy: **${(meshlet.rps / baseline.rps).toFixed(2)}x** on the medians (${meshlet.rps / baseline.rps >= 1.5 ? 'met' : 'not met'}); per round ${perRound.map((r) => `${r.toFixed(2)}x`).join(', ')}, median ${paired.toFixed(2)}x (${paired >= 1.5 ? 'met' : 'not met'}); against node-http-proxy given meshlet's V8 sizing: ${(meshlet.rps / tunedBaseline.rps).toFixed(2)}x.
-  CPU per request (the steadier figure on a shared machine): meshlet ${meshlet.cpuUs?.toFixed(0)} µs, node-http-proxy ${baseline.cpuUs?.toFixed(0)} µs, undici floor ${floorResult.cpuUs?.toFixed(0)} µs: meshlet does a request for **${efficiency.toFixed(2)}x** less CPU than node-http-proxy (median of the per-round ratios ${cpuPerRound.map((r) => `${r.toFixed(2)}x`).join(', ')}), and takes **${(meshlet.cpuUs! / floorResult.cpuUs!).toFixed(2)}x** the floor's (target <= 1.3x: ${meshlet.cpuUs! / floorResult.cpuUs! <= 1.3 ? 'met' : 'not met'})
-- p99 latency added over direct at 1,000 req/s <= the floor's + 0.5 ms: **${added.toFixed(2)} ms** against ${(floorResult.fixedP99 - direct.fixedP99 + 0.5).toFixed(2)} ms (${added <= floorResult.fixedP99 - direct.fixedP99 + 0.5 ? 'met' : 'not met'}; per round ${addedPerRound.map((a) => a.toFixed(2)).join(', ')} ms); the undici floor adds ${(floorResult.fixedP99 - direct.fixedP99).toFixed(2)} ms, node-http-proxy ${(baseline.fixedP99 - direct.fixedP99).toFixed(2)} ms${haproxy ? `, HAProxy ${(haproxy.fixedP99 - direct.fixedP99).toFixed(2)} ms` : ''}; direct's own p99 is ${direct.fixedP99.toFixed(2)} ms. p50 added: meshlet ${(meshlet.fixedP50 - direct.fixedP50).toFixed(2)} ms, the floor ${(floorResult.fixedP50 - direct.fixedP50).toFixed(2)} ms
-- The resilience layers' own cost (retries, budget, breaker on the request path, nothing failing): CPU per request **${resilienceCost.toFixed(2)}x** that of meshlet without them (median of the per-round ratios; ${meshlet.cpuUs?.toFixed(0)} against ${resilienceOff.cpuUs?.toFixed(0)} µs).
-- Tracing, CPU per request against meshlet with tracing off (${meshlet.cpuUs?.toFixed(0)} µs, the meshlet row: compare it with earlier runs for tracing off, which loads nothing of OpenTelemetry): ${tracingCost(TRACING_10, 1.15)}; ${tracingCost(TRACING_ALL, 1.5)}
+- meshlet throughput >= 1.5x node-http-proxy: **${throughput.toFixed(2)}x** (${throughput >= 1.5 ? 'met' : 'not met'}; per round ${perRound.map((r) => `${r.toFixed(2)}x`).join(', ')}; on the medians ${(meshlet.rps / baseline.rps).toFixed(2)}x); against node-http-proxy given meshlet's V8 sizing: ${paired(meshlet.rounds, tunedBaseline.rounds).toFixed(2)}x.
+  CPU per request (the steadier figure on a shared machine): meshlet ${meshlet.cpuUs?.toFixed(0)} µs, node-http-proxy ${baseline.cpuUs?.toFixed(0)} µs, undici floor ${floorResult.cpuUs?.toFixed(0)} µs: meshlet does a request for **${efficiency.toFixed(2)}x** less CPU than node-http-proxy (per round ${cpuPerRound.map((r) => `${r.toFixed(2)}x`).join(', ')})
+- CPU per request <= 1.3x the undici floor's: **${overCpuFloor.toFixed(2)}x** at saturation (${overCpuFloor <= 1.3 ? 'met' : 'not met'}; per round ${floorPerRound.map((r) => `${r.toFixed(2)}x`).join(', ')}; on the medians ${(meshlet.cpuUs! / floorResult.cpuUs!).toFixed(2)}x); at 1,000 req/s ${fixedOverCpuFloor.toFixed(2)}x (${meshlet.fixedCpuUs?.toFixed(0)} against ${floorResult.fixedCpuUs?.toFixed(0)} µs; meshlet's health checks of the primary and metrics timers count against it there)
+- p99 latency added over direct at 1,000 req/s <= the floor's + 0.5 ms: meshlet's p99 less the floor's, per round, **${overFloor.toFixed(2)} ms** (${overFloor <= 0.5 ? 'met' : 'not met'}; per round ${overFloorPerRound.map((a) => a.toFixed(2)).join(', ')} ms); on the medians, **${added.toFixed(2)} ms** added against the floor's ${(floorResult.fixedP99 - direct.fixedP99).toFixed(2)} ms + 0.5 (per round added ${addedPerRound.map((a) => a.toFixed(2)).join(', ')} ms); the undici floor adds ${(floorResult.fixedP99 - direct.fixedP99).toFixed(2)} ms, node-http-proxy ${(baseline.fixedP99 - direct.fixedP99).toFixed(2)} ms${haproxy ? `, HAProxy ${(haproxy.fixedP99 - direct.fixedP99).toFixed(2)} ms` : ''}; direct's own p99 is ${direct.fixedP99.toFixed(2)} ms. p50 added: meshlet ${(meshlet.fixedP50 - direct.fixedP50).toFixed(2)} ms, the floor ${(floorResult.fixedP50 - direct.fixedP50).toFixed(2)} ms
+- The resilience layers' own cost (retries, budget, breaker on the request path, nothing failing): CPU per request **${resilienceCost.toFixed(2)}x** that of meshlet without them at 1,000 req/s (${meshlet.fixedCpuUs?.toFixed(0)} against ${resilienceOff.fixedCpuUs?.toFixed(0)} µs); at saturation ${resilienceCostSaturated.toFixed(2)}x.
+- Tracing, CPU per request against meshlet with tracing off (the meshlet row: compare it with earlier runs for tracing off, which loads nothing of OpenTelemetry): ${tracingCost(TRACING_10, 1.15)}; ${tracingCost(TRACING_ALL, 1.5)}
 - RSS with ${CROWD} requests held <= 1.5x a bare node:http server holding the same: **${(meshletHeld / bare.heldMB).toFixed(2)}x** (${meshletHeld.toFixed(0)} MB against ${bare.heldMB.toFixed(0)} MB; ${meshletHeld <= 1.5 * bare.heldMB ? 'met' : 'not met'}); busy, ${peak.toFixed(0)} MB against ${Math.max(bare.heldMB, bare.busyMB).toFixed(0)} MB
 `;
 }

@@ -14,7 +14,7 @@ import { startUpstream } from './helpers/servers.ts';
 const exec = promisify(execFile);
 const SOURCE = new URL('../bench/paced.c', import.meta.url).pathname;
 
-type Report = { url: string; requests: number; errors: number; late: number; p50: number; p90: number; p99: number; max: number };
+type Report = { url: string; requests: number; answered: number; errors: number; late: number; p50: number; p90: number; p99: number; max: number };
 
 const dir = mkdtemp(join(tmpdir(), 'meshlet-paced-'));
 test.after.always(async () => rm(await dir, { recursive: true, force: true }));
@@ -135,4 +135,11 @@ test('bad arguments are refused with exit code 2', async (t) => {
     const error = await t.throwsAsync(exec(await paced(), args));
     t.is((error as Error & { code?: number }).code, 2, args.join(' '));
   }
+});
+
+test('warm-up requests are served and counted as answered, but not measured', async (t) => {
+  const upstream = await startUpstream(t, (_req, res) => res.end('ok'));
+  const [report] = await run(['-r', '200', '-d', '1', '-w', '0.5', `${upstream.url}/`]);
+  t.like(report, { requests: 200, answered: 300, errors: 0 });
+  t.is(upstream.requests.length, 300);
 });

@@ -1,5 +1,5 @@
 /**
- * The access log of the README's worked incident ("Tuning breakers and retries"): 15 minutes of the
+ * The access log of the worked incident in docs/tuning-breakers.md: 15 minutes of the
  * planner calling `researcher` (POST, ~40 a second, answers in 0.2-1.5 s) while the researcher's
  * model provider flaps: from minute 4 to minute 11, a 20-second burst of 503s (80%) every minute.
  * The planner's breaker has config/meshlet.yaml's settings (the defaults: 50% of ≥ 20 in 10 s, 30 s

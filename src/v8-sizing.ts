@@ -1,7 +1,7 @@
 /**
  * V8 flags meshlet's launcher (bin/meshlet.js) starts Node with, and the benchmark gives its Node peers
  * so that they compare code with code. V8's heap sizing is made for browsers and big servers; a sidecar
- * should stay small. Measured with 1,000 connections (README, Memory tuning):
+ * should stay small. Measured with 1,000 connections (bench/README.md, Memory tuning):
  * - the young generation is sized for the machine (up to 64 MB semi-spaces on a large one) and a busy
  *   proxy grows into all of it: 8 MB semi-spaces took 330 -> 210 MB at no measurable throughput cost;
  * - after each full GC the old generation may grow to twice what survived; 20% keeps a proxy whose

@@ -11,7 +11,7 @@
  * node:sqlite is synchronous. Every call here runs on a timer, never on the request path, and is short:
  * WAL lets readers run beside the one writer, and a writer holds the lock for microseconds, so
  * `busy_timeout` (the longest this blocks the event loop behind another sidecar's write) stays small.
- * A renewal every few seconds and a poll every second cost tens of microseconds each (README).
+ * A renewal every few seconds and a poll every second cost tens of microseconds each (docs/registry.md).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';

@@ -2,7 +2,7 @@
  * What a replay means to an SRE: when the breaker opened and closed, what it refused that would
  * have succeeded (false trips), the failures it let through, how long it took to react.
  *
- * Definitions (the README's "Tuning breakers and retries" repeats them):
+ * Definitions (docs/tuning-breakers.md repeats them):
  * - the onset of the outage behind an opening at T (from closed) is the earliest failure F, after the
  *   previous closing, from which failures were at least half of the known outcomes at every moment
  *   up to T (so neither a stray failure long before nor a heavy burst reaching back over successes

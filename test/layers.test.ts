@@ -215,6 +215,33 @@ test('concurrency stage: a source over its share is refused only once the listen
   t.is(limit.inFlight, 0);
 });
 
+test('concurrency stage: a source whose requests all ended keeps its count (at 0) and its share; idle sources are swept past max + 1024', async (t) => {
+  const limit = new ConcurrencyLimit(8, 0.25);
+  const releases: (() => void)[] = [];
+  const held: Handler = () => new Promise<void>((resolve) => releases.push(resolve));
+  const handle = finishing(compose([limit.stage], held));
+  const from = (source: string) => ({ head: { source } }) as Exchange;
+  // One source comes and goes: its entry stays, and its share is counted from 0 again.
+  for (let i = 0; i < 3; i++) {
+    const one = handle(from('gateway'));
+    releases.pop()!();
+    await one;
+  }
+  t.is(limit.sources, 1);
+  const busy = [0, 1, 2, 3].map(() => handle(from('gateway')));
+  t.is((await t.throwsAsync(handle(from('gateway'))) as MeshletError).code, 'source_limited', 'held to its share, not more or less');
+  for (const release of releases.splice(0)) release();
+  await Promise.all(busy);
+  // Thousands of sources, one request each: the map is swept of idle ones and stays bounded.
+  for (let i = 0; i < 3000; i++) {
+    const one = handle(from(`10.0.${i >> 8}.${i & 255}`));
+    releases.pop()!();
+    await one;
+  }
+  t.true(limit.sources <= 8 + 1024, `${limit.sources} sources remembered`);
+  t.is(limit.inFlight, 0);
+});
+
 test('exchange cancellation: one reason, reaching the attempt and an AbortSignal made before or after', (t) => {
   const head = { headers: [], host: 'a', hostCount: 1, requestId: 'r', transferEncoding: undefined, contentLength: undefined, source: 's', maxRetries: -1, timeoutMs: -1 };
   const make = () => new Exchange({ url: '/' } as IncomingMessage, null, head, { clock: new FakeClock() }, 'request', {} as Duplex);

@@ -307,3 +307,37 @@ test('when the counter runs out, a new random prefix keeps request ids unique', 
   t.not(after.slice(0, 28), first.slice(0, 28));
   t.regex(after, UUID_V4);
 });
+
+test("idle upstream connections are kept as long as the server's Keep-Alive hint allows (less 2 s), 4 s without one", async (t) => {
+  // Three servers, one request each, then another after a pause: the second reuses the first's
+  // connection only while meshlet still keeps it (an agent's calls often come more than 4 s apart).
+  const server = async (keepAliveMs: number) => {
+    const ports = new Set<number | undefined>();
+    const upstream = await startUpstream(t, (req, res) => {
+      ports.add(req.socket.remotePort);
+      res.end('ok');
+    });
+    upstream.server.keepAliveTimeout = keepAliveMs;
+    return { url: upstream.url, ports };
+  };
+  const minute = await server(60_000); // Keep-Alive: timeout=60: kept 58 s
+  const short = await server(3_000); // Keep-Alive: timeout=3: kept 1 s
+  const silent = await server(0); // no hint: meshlet's own 4 s
+  const { outbound } = await startSidecar(t, {
+    config: () => ({ upstreams: { minute: { endpoints: [minute.url] }, short: { endpoints: [short.url] }, silent: { endpoints: [silent.url] } } }),
+  });
+  const call = async (host: string) => {
+    const res = await request(`${outbound}/x`, { headers: { host } });
+    await res.body.text();
+    t.is(res.statusCode, 200);
+  };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  await Promise.all([
+    call('minute').then(() => sleep(4_500)).then(() => call('minute')),
+    call('short').then(() => sleep(2_500)).then(() => call('short')),
+    call('silent').then(() => sleep(4_500)).then(() => call('silent')),
+  ]);
+  t.is(minute.ports.size, 1, 'a server keeping connections a minute: the same connection after 4.5 s');
+  t.is(short.ports.size, 2, "a server keeping them 3 s (4 with Node 24's buffer): a new connection after 2.5 s");
+  t.is(silent.ports.size, 2, 'a server saying nothing: a new connection after 4.5 s');
+});

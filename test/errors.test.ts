@@ -61,7 +61,7 @@ test('a primary answering malformed HTTP: 502 upstream_reset, saying what was wr
 test('a head Node refuses to write (a control character in the reason phrase): 502 upstream_reset, and the next request is fine', async (t) => {
   // undici accepts the phrase; Node will not write it to the client. Relayed at its head (inbound) or
   // after a retry layer read it (outbound, 503 retried then given up): either way a 502, never a hang.
-  const primary = createServer((socket) => socket.on('data', (data) => {
+  const primary = createServer((socket) => socket.on('error', () => {}).on('data', (data) => {
     const path = data.toString('latin1').split(' ', 2)[1];
     if (path === '/bad') socket.write('HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\nok');
     else if (path === '/bad-503') socket.write('HTTP/1.1 503 B\x01D\r\nContent-Length: 2\r\n\r\nno');
@@ -85,6 +85,7 @@ test('a head Node refuses to write (a control character in the reason phrase): 5
   t.is(good.statusCode, 200);
   t.is(good.statusText, 'OK');
   t.is(await good.body.text(), 'ok');
+  await expectLocalReply(t, `${outbound}/bad`, 502, 'upstream_reset', { headers: { host: 'odd' } });
   await expectLocalReply(t, `${outbound}/bad-503`, 502, 'upstream_reset', { headers: { host: 'odd' } });
   const after = await request(`${outbound}/good`, { headers: { host: 'odd' } });
   t.is(after.statusCode, 200);

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { RequestIds } from '../src/proxy/headers.ts';
 import { startUpstream } from './helpers/servers.ts';
@@ -331,7 +332,6 @@ test("idle upstream connections are kept as long as the server's Keep-Alive hint
     await res.body.text();
     t.is(res.statusCode, 200);
   };
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   await Promise.all([
     call('minute').then(() => sleep(4_500)).then(() => call('minute')),
     call('short').then(() => sleep(2_500)).then(() => call('short')),

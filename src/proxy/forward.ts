@@ -125,8 +125,8 @@ export class ForwardAttempt extends Attempt implements Dispatcher.DispatchHandle
 
   /**
    * The commit point: the head, and the body bytes that arrived with it, go to the client. False when
-   * Node refuses to write the head undici accepted (a control character in the reason phrase or a
-   * header value): the attempt is dropped and `lateFailure` says why.
+   * Node refuses to write the head undici accepted (a control character in the reason phrase): the
+   * attempt is dropped and `lateFailure` says why.
    */
   private startRelay(): boolean {
     const ex = this.ex;

@@ -10,12 +10,14 @@ import { EndpointHealth } from './outlier-detector.ts';
 
 /**
  * How long an idle upstream connection is kept: as long as the server's `Keep-Alive: timeout=N` says,
- * less undici's 2 s margin, up to `KEEP_ALIVE_MAX_MS`; `KEEP_ALIVE_MS` when it says nothing (before a
+ * less `KEEP_ALIVE_MARGIN_MS` (so that meshlet never sends on a connection the server is closing), up
+ * to `KEEP_ALIVE_MAX_MS`; `KEEP_ALIVE_MS` when it says nothing (before a
  * typical server's own 5 s ends). An agent's calls often come more than 4 s apart: a server that
  * keeps its connections for a minute should not cost a new handshake each time.
  */
 const KEEP_ALIVE_MS = 4_000;
 const KEEP_ALIVE_MAX_MS = 10 * 60_000;
+const KEEP_ALIVE_MARGIN_MS = 2_000;
 
 /**
  * The largest response head meshlet accepts from an upstream (Envoy's default is 60 KiB; undici's,
@@ -48,6 +50,7 @@ export class Endpoint {
       connect: { timeout: timeouts.connect || undefined },
       keepAliveTimeout: KEEP_ALIVE_MS,
       keepAliveMaxTimeout: KEEP_ALIVE_MAX_MS,
+      keepAliveTimeoutThreshold: KEEP_ALIVE_MARGIN_MS,
       headersTimeout: timeouts.firstByte,
       bodyTimeout: timeouts.idle,
       pipelining: 1,

@@ -44,9 +44,9 @@ const CLIENTS = Number(args.clients);
 const WARM_UP_S = Math.min(20, Math.max(0.5, DURATION_S / 6));
 
 /**
- * When the soak says "back near baseline", from nine runs here (2 vCPUs, 48 clients, 120 s; README:
+ * When the soak says "back near baseline", from nine runs here (2 vCPUs, 48 clients, 120 s; bench/README.md:
  * Soak). Open fds came back exactly to the baseline (25, from 160-173 at peak) once meshlet's pooled
- * upstream connections idled out (4 s): 2 spare, so that even 3 leaked descriptors in a run fail it.
+ * upstream connections idled out (3 s: the primary's 5 s keep-alive less 2 s): 2 spare, so that even 3 leaked descriptors in a run fail it.
  * V8's heap in use came back to within 3.6 MB of its baseline (12-16 MB): 8 MB is the fine check
  * (~100-200 bytes of live objects per exchange over a run's 44,000-87,000). RSS does not come back:
  * it climbs in steps through the first ~80 s of load and then holds (160-182 MB after the settle),
@@ -166,7 +166,7 @@ function tally() {
 
 /**
  * Before the baseline: the primary closes its idle keep-alive connections (meshlet's pool would close
- * them after 4 s idle anyway), and the baseline is read once meshlet's descriptor count has held still
+ * them after 3 s idle anyway: its 5 s hint less 2 s), and the baseline is read once meshlet's descriptor count has held still
  * for half a second, i.e. once it has seen those closes. Bounded at 10 s.
  */
 async function quiesce(primary: Primary, pid: number): Promise<void> {
